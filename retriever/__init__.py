@@ -1,0 +1,22 @@
+"""tp-retriever: local retrieval with Token Prepending embeddings from decoder-only LLMs."""
+
+from .embedder import EmbedderConfig, TPEmbedder
+from .errors import (
+    ConfigError,
+    EmptyInputError,
+    ModelNotFoundError,
+    TemplateError,
+    TPRError,
+    UnsupportedModelError,
+)
+
+__all__ = [
+    "ConfigError",
+    "EmbedderConfig",
+    "EmptyInputError",
+    "ModelNotFoundError",
+    "TPEmbedder",
+    "TPRError",
+    "TemplateError",
+    "UnsupportedModelError",
+]

@@ -1,0 +1,346 @@
+"""The TP embedder: a config dataclass and an ``encode()`` in sentence-transformers' style.
+
+``TPEmbedder.encode(str)`` returns a 1-D float32 array, ``encode(list)`` a 2-D one, in the input
+order (texts are batched longest-first and put back). With ``prompt="metaeol"`` a text is
+embedded under each of the method's templates and the vectors are averaged.
+
+The fingerprint is a sha256 over everything that changes a vector's meaning: model identity,
+templates, pre-processing, TP range, output layer, pooling, max length, normalisation, the <PST>
+vector and the dimension. Device, dtype and batch size are left out: they change rounding, not
+meaning. Indexes store the fingerprint and refuse vectors from a different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+
+from .backbone import POOLERS, Backbone
+from .batching import Encoded, PromptTokenizer, make_batches
+from .errors import ConfigError, EmptyInputError
+from .models import DEFAULT_MODEL, NamedModel, load, resolve
+from .prompts import METHODS, method_templates, parse_template, preprocess
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Settings of a TP embedder. ``None`` layer settings take the model's defaults.
+
+    Attributes:
+        model: named model (``tpr models``), local HF directory, or .gguf file.
+        prompt: prompt method: prompteol, cot, ke or metaeol.
+        template: custom template (overrides ``prompt``); contains TEXT, and <PST> before it.
+        tp: Token Prepending on (True) or the vanilla prompt (False).
+        tp_start: first layer (0-based) before which <PST> is overwritten.
+        tp_exit: layer before which TP stops (exclusive); must be <= output_layer.
+        output_layer: transformers ``hidden_states`` index to read (1..num_layers).
+        pooling: "last" (the paper) or "mean" over the sentence's tokens.
+        max_length: prompt length cap in tokens; the sentence is truncated to fit.
+        batch_size: texts per forward pass.
+        device: "auto", "cpu", "cuda", "cuda:1", ...
+        dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16".
+        normalize: L2-normalise the embeddings.
+        preprocess: apply the reference code's sentence clean-up.
+    """
+
+    model: str = DEFAULT_MODEL
+    prompt: str = "prompteol"
+    template: str | None = None
+    tp: bool = True
+    tp_start: int | None = None
+    tp_exit: int | None = None
+    output_layer: int | None = None
+    pooling: str = "last"
+    max_length: int = 512
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "auto"
+    normalize: bool = True
+    preprocess: bool = True
+
+    def templates(self) -> tuple[str, ...]:
+        return (self.template,) if self.template else method_templates(self.prompt)
+
+
+def _defaults(num_layers: int, named: NamedModel | None) -> tuple[int, int, int]:
+    if named is not None:
+        return named.tp_start, named.tp_exit, named.output_layer
+    # Untuned model: the paper's start, TP over the first quarter of the stack, the final layer.
+    # `tpr tune` finds better values for a given model.
+    return 1, max(2, num_layers // 4), num_layers
+
+
+def _resolve_device(device: str, dtype: str) -> tuple[str, torch.dtype]:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+    return device, DTYPES[dtype]
+
+
+class TPEmbedder:
+    """Token Prepending sentence embeddings from a decoder-only LM.
+
+    Use :meth:`load` for a model spec, or the constructor with an already loaded model.
+
+    Args:
+        model: a transformers causal LM (put in eval mode here).
+        tokenizer: its fast tokenizer.
+        config: the settings; layer settings left as None take the model's defaults.
+        identity: what identifies the weights, for the fingerprint.
+        named: the named model entry whose defaults apply, if any.
+
+    Raises:
+        ConfigError, TemplateError, UnsupportedModelError: on invalid settings or models.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        config: EmbedderConfig | None = None,
+        identity: dict | None = None,
+        named: NamedModel | None = None,
+        pst_vector: torch.Tensor | None = None,
+    ):
+        config = config or EmbedderConfig()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.backbone = Backbone(model)
+        n = self.backbone.num_layers
+        d_start, d_exit, d_out = _defaults(n, named)
+        if named is not None and config.template is None and config.prompt == "prompteol":
+            config = replace(config, prompt=named.prompt)
+        config = replace(
+            config,
+            tp_start=d_start if config.tp_start is None else config.tp_start,
+            tp_exit=d_exit if config.tp_exit is None else config.tp_exit,
+            output_layer=d_out if config.output_layer is None else config.output_layer,
+        )
+        self.config = config
+        self.identity = identity or {
+            "class": type(model).__name__,
+            "config": model.config.to_dict(),
+        }
+        self._validate()
+        self.templates = [parse_template(t, config.tp) for t in config.templates()]
+        if tokenizer.pad_token_id is None:
+            # GPT-2 style tokenizers have no pad token; padded positions are masked anyway.
+            tokenizer.pad_token = tokenizer.eos_token
+        self._pad_id = tokenizer.pad_token_id
+        if pst_vector is None and config.tp:
+            pst_vector = self.backbone.mean_input_embedding()
+        self.pst_vector = pst_vector
+        self.fingerprint_data = self._fingerprint_data()
+        self.fingerprint = hashlib.sha256(
+            json.dumps(self.fingerprint_data, sort_keys=True).encode()
+        ).hexdigest()
+
+    @classmethod
+    def load(cls, config: EmbedderConfig | None = None, **overrides) -> TPEmbedder:
+        """Resolve ``config.model`` (named, directory or .gguf), load it and build the embedder.
+
+        Keyword overrides replace config fields: ``TPEmbedder.load(model="gemma3-270m", tp=False)``.
+        """
+        config = replace(config or EmbedderConfig(), **overrides)
+        source = resolve(config.model)
+        device, dtype = _resolve_device(config.device, config.dtype)
+        model, tokenizer, pst = load(
+            source,
+            device,
+            dtype,
+            # The <PST> vector needs only the weights: compute it while the tokenizer loads.
+            after_model=(lambda m: Backbone(m).mean_input_embedding()) if config.tp else None,
+        )
+        return cls(
+            model, tokenizer, config, identity=source.identity, named=source.named, pst_vector=pst
+        )
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        c, n = self.config, self.backbone.num_layers
+        if c.pooling not in POOLERS:
+            raise ConfigError(f"unknown pooling {c.pooling!r}; choose {' or '.join(POOLERS)}")
+        if not 1 <= c.output_layer <= n:
+            raise ConfigError(
+                f"output_layer={c.output_layer} is out of range: this model has {n} layers, "
+                f"so choose 1..{n} (hidden_states index; {n} = final layer)"
+            )
+        if c.tp:
+            if not 0 <= c.tp_start < c.tp_exit:
+                raise ConfigError(
+                    f"TP range [{c.tp_start}, {c.tp_exit}) is empty or negative: "
+                    "need 0 <= tp_start < tp_exit"
+                )
+            if c.tp_exit > c.output_layer:
+                raise ConfigError(
+                    f"tp_exit={c.tp_exit} lies beyond output_layer={c.output_layer}: layers after "
+                    "the output layer never run; lower tp_exit or raise output_layer"
+                )
+        if c.max_length < 8:
+            raise ConfigError(f"max_length={c.max_length} is too small for any prompt")
+        if c.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        if c.template is None and c.prompt.lower() not in METHODS:
+            method_templates(c.prompt)  # raises the TemplateError with the choices
+
+    def _fingerprint_data(self) -> dict:
+        c = self.config
+        pst = None
+        if self.pst_vector is not None:
+            # float16 rounding of a float64 mean: stable across machines, still weight-specific.
+            pst = hashlib.sha256(
+                self.pst_vector.to("cpu", torch.float16).numpy().tobytes()
+            ).hexdigest()
+        return {
+            "model": self.identity,
+            "templates": list(c.templates()),
+            "preprocess": c.preprocess,
+            "tp": c.tp,
+            "tp_range": [c.tp_start, c.tp_exit] if c.tp else None,
+            "output_layer": c.output_layer,
+            "pooling": c.pooling,
+            "max_length": c.max_length,
+            "normalize": c.normalize,
+            "pst_vector_sha256": pst,
+            "dimension": self.dimension,
+        }
+
+    @property
+    def dimension(self) -> int:
+        return self.backbone.hidden_size
+
+    def describe(self) -> dict:
+        """Settings and fingerprint, JSON-ready (what an index stores)."""
+        return {"config": asdict(self.config), "fingerprint": self.fingerprint}
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def _texts(self, sentences: Sequence[str]) -> list[str]:
+        out = []
+        for i, s in enumerate(sentences):
+            if not isinstance(s, str):
+                raise EmptyInputError(f"input {i} is {type(s).__name__}, not a string")
+            if not s.strip():
+                raise EmptyInputError(
+                    f"input {i} is empty or whitespace only; drop empty texts before embedding"
+                )
+            out.append(preprocess(s) if self.config.preprocess else s)
+        return out
+
+    def encode_grid(
+        self,
+        sentences: Sequence[str],
+        tp_ranges: Iterable[tuple[int, int] | None],
+        output_layers: Iterable[int],
+        pooling: str | None = None,
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool | None = None,
+    ) -> dict[tuple[tuple[int, int] | None, int], np.ndarray]:
+        """Embed under several TP ranges, reading every output layer from the same pass.
+
+        One forward pass per (TP range, template, batch) yields all requested output layers,
+        which is what makes ``tpr tune`` affordable. ``None`` in ``tp_ranges`` means vanilla;
+        the TP prompt layout (with <PST>) is used for ranges and the vanilla layout for None.
+
+        Returns:
+            ``{(tp_range, output_layer): [N, H] float32}`` in input order.
+        """
+        texts = self._texts(sentences)
+        layers = sorted(set(output_layers))
+        pooler = POOLERS[pooling or self.config.pooling]
+        bs = batch_size or self.config.batch_size
+        normalize = self.config.normalize if normalize_embeddings is None else normalize_embeddings
+        ranges = list(tp_ranges)
+        results: dict = {}
+        total_steps = len(ranges) * len(self.templates) * (-(-len(texts) // bs))
+        bar = _progress(total_steps, show_progress_bar)
+        for rng in ranges:
+            acc = {layer: np.zeros((len(texts), self.dimension), np.float32) for layer in layers}
+            for tpl_text in self.config.templates():
+                tpl = parse_template(tpl_text, tp=rng is not None)
+                prompter = PromptTokenizer(
+                    self.tokenizer, tpl, self.config.max_length, self._pad_id
+                )
+                encoded = [prompter.encode(t) for t in texts]
+                pst = self._pst_for(rng)
+                for idx, batch in make_batches(encoded, bs, self._pad_id):
+                    out = self.backbone.run(batch, pst, rng, layers, pooler)
+                    for layer in layers:
+                        acc[layer][idx] += out[layer].cpu().numpy()
+                    bar.update(1)
+            for layer in layers:
+                v = acc[layer] / len(self.templates)
+                results[(rng, layer)] = _normalize(v) if normalize else v
+        bar.close()
+        return results
+
+    def tokenize(self, text: str, tp: bool | None = None) -> Encoded:
+        """The first template's prompt for ``text`` as token ids (for inspection and tests)."""
+        tp = self.config.tp if tp is None else tp
+        tpl = parse_template(self.config.templates()[0], tp=tp)
+        prompter = PromptTokenizer(self.tokenizer, tpl, self.config.max_length, self._pad_id)
+        return prompter.encode(self._texts([text])[0])
+
+    def _pst_for(self, rng) -> torch.Tensor | None:
+        if rng is None:
+            return None
+        if self.pst_vector is None:
+            self.pst_vector = self.backbone.mean_input_embedding()
+        return self.pst_vector
+
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool | None = None,
+    ) -> np.ndarray:
+        """Embed texts.
+
+        Args:
+            sentences: one string (returns shape [H]) or a list (returns [N, H]).
+            batch_size: overrides the config's batch size.
+            show_progress_bar: a tqdm bar over batches.
+            normalize_embeddings: overrides the config's ``normalize``.
+
+        Raises:
+            EmptyInputError: for an empty or whitespace-only text.
+        """
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else list(sentences)
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        c = self.config
+        rng = (c.tp_start, c.tp_exit) if c.tp else None
+        out = self.encode_grid(
+            texts,
+            [rng],
+            [c.output_layer],
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            normalize_embeddings=normalize_embeddings,
+        )[(rng, c.output_layer)]
+        return out[0] if single else out
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(norms, 1e-12)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="batch", desc="embedding")

@@ -1,0 +1,308 @@
+"""``tpr``: a thin click CLI over the library. Library errors become one-line messages."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .errors import TPRError
+from .models import DEFAULT_MODEL, NAMED_MODELS
+from .prompts import METHODS
+
+
+class _Group(click.Group):
+    """Turns the library's exceptions into ``Error: ...`` and exit code 1, no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TPRError as e:
+            raise click.ClickException(str(e)) from e
+
+
+def embedder_options(f):
+    """The embedder settings shared by every command that embeds."""
+    options = [
+        click.option(
+            "--model",
+            "-m",
+            default=DEFAULT_MODEL,
+            show_default=True,
+            help="Named model (tpr models), local HF directory, or .gguf file.",
+        ),
+        click.option(
+            "--prompt",
+            "-p",
+            default="prompteol",
+            show_default=True,
+            type=click.Choice(list(METHODS), case_sensitive=False),
+            help="Prompt method.",
+        ),
+        click.option(
+            "--template",
+            default=None,
+            help="Custom template with TEXT (and <PST> before it for TP).",
+        ),
+        click.option(
+            "--tp/--no-tp",
+            default=True,
+            show_default=True,
+            help="Token Prepending, or the vanilla prompt.",
+        ),
+        click.option("--tp-start", type=int, default=None, help="First TP layer (0-based)."),
+        click.option("--tp-exit", type=int, default=None, help="TP stops before this layer."),
+        click.option(
+            "--output-layer",
+            type=int,
+            default=None,
+            help="hidden_states index to read (1..num_layers).",
+        ),
+        click.option(
+            "--pooling", type=click.Choice(["last", "mean"]), default="last", show_default=True
+        ),
+        click.option("--max-length", type=int, default=512, show_default=True),
+        click.option("--batch-size", type=int, default=16, show_default=True),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--dtype", default="auto", show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _config(kw: dict):
+    from .embedder import EmbedderConfig
+
+    keys = (
+        "model",
+        "prompt",
+        "template",
+        "tp",
+        "tp_start",
+        "tp_exit",
+        "output_layer",
+        "pooling",
+        "max_length",
+        "batch_size",
+        "device",
+        "dtype",
+    )
+    return EmbedderConfig(**{k: kw.pop(k) for k in keys})
+
+
+def _load(config):
+    from .embedder import TPEmbedder
+
+    t = time.perf_counter()
+    click.echo(f"loading {config.model} ...", err=True)
+    embedder = TPEmbedder.load(config)
+    click.echo(f"loaded in {time.perf_counter() - t:.1f}s", err=True)
+    return embedder
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="tp-retriever")
+def cli():
+    """tp-retriever: local retrieval with Token Prepending LLM embeddings."""
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json):
+    """List the named models and their TP defaults."""
+    rows = [
+        {
+            "name": m.name,
+            "default": m.name == DEFAULT_MODEL,
+            "description": m.description,
+            "prompt": m.prompt,
+            "tp_start": m.tp_start,
+            "tp_exit": m.tp_exit,
+            "output_layer": m.output_layer,
+            "install": m.install,
+        }
+        for m in NAMED_MODELS.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        mark = " (default)" if r["default"] else ""
+        click.echo(f"{r['name']}{mark}: {r['description']}")
+        click.echo(
+            f"  prompt={r['prompt']} tp=[{r['tp_start']}, {r['tp_exit']}) "
+            f"output_layer={r['output_layer']}  install: {r['install']}"
+        )
+    click.echo("Any local Hugging Face causal LM directory or .gguf file works too (--model PATH).")
+
+
+@cli.command()
+@click.argument("texts", nargs=-1, required=True)
+@embedder_options
+@click.option("--json", "as_json", is_flag=True, help="Full vectors as JSON.")
+@click.option("--first", default=8, show_default=True, help="Values to show per vector.")
+def embed(texts, as_json, first, **kw):
+    """Embed TEXTS and show dimension, norm and the first values."""
+    import numpy as np
+
+    embedder = _load(_config(kw))
+    vectors = embedder.encode(list(texts))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "fingerprint": embedder.fingerprint,
+                    "config": embedder.describe()["config"],
+                    "embeddings": [
+                        {"text": t, "vector": v.tolist()}
+                        for t, v in zip(texts, vectors, strict=True)
+                    ],
+                }
+            )
+        )
+        return
+    click.echo(f"fingerprint {embedder.fingerprint[:16]}  dimension {embedder.dimension}")
+    for t, v in zip(texts, vectors, strict=True):
+        head = " ".join(f"{x:+.4f}" for x in v[:first])
+        click.echo(f"{t[:60]!r}: norm {np.linalg.norm(v):.4f}  [{head} ...]")
+
+
+@cli.group(name="eval", cls=_Group)
+def eval_group():
+    """Evaluations."""
+
+
+def _data_option(f):
+    return click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Data folder (default: $TPR_DATA_DIR or ../shared/data).",
+    )(f)
+
+
+@eval_group.command("sts")
+@_data_option
+@click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True)
+@click.option("--tasks", default=None, help="Comma-separated, e.g. STS12,STSB,SICKR.")
+@embedder_options
+@click.option("--json", "as_json", is_flag=True)
+def eval_sts(data, split, tasks, as_json, **kw):
+    """STS Spearman (x100) of vanilla and TP side by side, with the average."""
+    from . import sts
+
+    data = data or sts.default_data_dir()
+    names = tasks.split(",") if tasks else (sts.TEST_TASKS if split == "test" else sts.DEV_TASKS)
+    loaded = [sts.load_task(n, data, split) for n in names]
+    config = _config(kw)
+    embedder = _load(replace(config, tp=True))
+    c = embedder.config
+    rng = (c.tp_start, c.tp_exit)
+    label = (c.template and "custom") or c.prompt
+
+    def encode(sentences):
+        out = embedder.encode_grid(sentences, [None, rng], [c.output_layer], show_progress_bar=True)
+        return {
+            f"{label} vanilla L{c.output_layer}": out[(None, c.output_layer)],
+            f"{label} TP[{rng[0]},{rng[1]}) L{c.output_layer}": out[(rng, c.output_layer)],
+        }
+
+    t = time.perf_counter()
+    table = sts.evaluate(loaded, encode)
+    if as_json:
+        click.echo(json.dumps({"split": split, "model": c.model, "table": table}))
+    else:
+        click.echo(sts.format_table(table))
+        click.echo(f"{c.model}, {split} split, {time.perf_counter() - t:.0f}s", err=True)
+
+
+@cli.command()
+@_data_option
+@embedder_options
+@click.option(
+    "--ranges",
+    default=None,
+    help="TP ranges to try, e.g. '1-3,1-5,2-6' (default: starts 0-2, exits up to 60%).",
+)
+@click.option("--layers", default=None, help="Output layers, e.g. '8-18' (default: all).")
+@click.option(
+    "--prompts",
+    default="prompteol",
+    help="Comma-separated prompt methods to compare (one grid each).",
+)
+@click.option("--limit", type=int, default=None, help="Use only the first N dev pairs.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the grid and the choice as JSON here.",
+)
+def tune(data, ranges, layers, prompts, limit, out, **kw):
+    """Choose tp_start, tp_exit, output_layer (and prompt) on STS-B dev."""
+    from . import sts
+    from .tune import default_ranges
+    from .tune import tune as run_tune
+
+    data = data or sts.default_data_dir()
+    task = sts.load_task("STSB", data, "dev")
+    if limit:
+        task = sts.STSTask(task.name, task.left[:limit], task.right[:limit], task.gold[:limit])
+    base = _config(kw)
+    rows = []
+    for prompt in prompts.split(","):
+        embedder = _load(replace(base, prompt=prompt))
+        n = embedder.backbone.num_layers
+        rng = _parse_ranges(ranges) if ranges else default_ranges(n)
+        lay = _parse_span(layers) if layers else list(range(1, n + 1))
+        click.echo(f"{prompt}: {len(rng)} TP ranges x {len(lay)} output layers", err=True)
+        rows += run_tune(embedder, [task], rng, lay, prompt, show_progress_bar=True).rows
+    from .tune import TuneResult
+
+    result = TuneResult(rows)
+    click.echo(result.markdown(top=15))
+    p, rng, layer, score = result.best
+    vp, _, vlayer, vscore = result.best_vanilla
+    click.echo(
+        f"\nchosen: prompt={p} tp=[{rng[0]}, {rng[1]}) output_layer={layer} "
+        f"(STS-B dev {score:.2f}; best vanilla {vscore:.2f} at {vp} L{vlayer})"
+    )
+    if out:
+        out.write_text(
+            json.dumps(
+                {
+                    "model": base.model,
+                    "pairs": len(task.gold),
+                    "chosen": {
+                        "prompt": p,
+                        "tp_start": rng[0],
+                        "tp_exit": rng[1],
+                        "output_layer": layer,
+                        "score": score,
+                    },
+                    "grid": [
+                        {"prompt": a, "tp_range": b, "output_layer": c, "score": d}
+                        for a, b, c, d in rows
+                    ],
+                },
+                indent=2,
+            )
+        )
+
+
+def _parse_span(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _parse_ranges(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(x) for x in p.split("-")) for p in text.split(",")]  # type: ignore[misc]
+    except ValueError:
+        raise click.BadParameter("ranges look like '1-3,1-5' (start-exit)") from None

@@ -1,0 +1,43 @@
+"""Integration: the real default model (Gemma 3 270M from PyPI, converted once and cached)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retriever import TPEmbedder
+from retriever.embedder import EmbedderConfig
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    return TPEmbedder.load(EmbedderConfig())
+
+
+def test_paraphrase_is_closer_than_unrelated(gemma):
+    a, b, c = gemma.encode(
+        [
+            "A man is playing a guitar.",
+            "Someone plays an acoustic guitar.",
+            "The central bank raised interest rates again.",
+        ]
+    )
+    assert a @ b > a @ c + 0.1
+
+
+def test_default_model_settings_and_fingerprint(gemma):
+    assert gemma.dimension == 640 and gemma.backbone.num_layers == 18
+    assert gemma.identity["name"] == "gemma3-270m"
+    assert len(gemma.identity["gguf_sha256"]) == 64
+    v = gemma.encode("A single sentence.")
+    assert v.shape == (640,) and np.isclose(np.linalg.norm(v), 1.0, atol=1e-5)
+    # A text alone and inside a padded batch: the same vector.
+    batch = gemma.encode(
+        [
+            "A single sentence.",
+            "A much longer sentence that forces padding of the shorter one in this batch.",
+        ]
+    )
+    assert float(v @ batch[0]) > 0.9999

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+import numpy as np
 
 from .errors import TPRError
 from .models import DEFAULT_MODEL, NAMED_MODELS
@@ -306,3 +307,208 @@ def _parse_ranges(text: str) -> list[tuple[int, int]]:
         return [tuple(int(x) for x in p.split("-")) for p in text.split(",")]  # type: ignore[misc]
     except ValueError:
         raise click.BadParameter("ranges look like '1-3,1-5' (start-exit)") from None
+
+
+def _index_option(f):
+    return click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Index directory (default: $TPR_INDEX or ~/.local/share/tp-retriever/index).",
+    )(f)
+
+
+def _index_dir(index_dir: Path | None) -> Path:
+    from .store import default_index_dir
+
+    return index_dir or default_index_dir()
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_index_option
+@embedder_options
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Leave out files matching this glob (repeatable).")
+@click.option("--chunk-size", type=int, default=256, show_default=True, help="Tokens per chunk.")
+@click.option("--overlap", type=int, default=32, show_default=True, help="Overlap in tokens.")
+@click.option("--max-size", type=int, default=20, show_default=True, help="Skip files over N MB.")
+@click.option(
+    "--faiss",
+    "factory",
+    default="Flat",
+    show_default=True,
+    help="FAISS index_factory string for a new index (e.g. HNSW32, IVF1024,SQ8).",
+)
+@click.option("--rebuild", is_flag=True, help="Drop everything and re-embed with these settings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def index(
+    path,
+    index_dir,
+    include,
+    exclude,
+    chunk_size,
+    overlap,
+    max_size,
+    factory,
+    rebuild,
+    as_json,
+    **kw,
+):
+    """Index (or re-sync) the folder PATH: only new and changed files are embedded."""
+    from .indexer import Indexer, IndexOptions
+
+    index_dir = _index_dir(index_dir)
+    embedder = _load(_config(kw))
+    opts = IndexOptions(
+        chunk_size=chunk_size,
+        overlap=overlap,
+        include=include,
+        exclude=exclude,
+        max_bytes=max_size * 1024 * 1024,
+        faiss_factory=factory,
+    )
+    report = Indexer(embedder, opts).sync(path, index_dir, rebuild=rebuild, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps({"index": str(index_dir), **report.as_dict()}))
+        return
+    r = report
+    click.echo(f"index {index_dir}")
+    click.echo(
+        f"added {r.added}, updated {r.updated}, moved {r.moved}, removed {r.removed}, "
+        f"unchanged {r.unchanged}, skipped {len(r.skipped)}"
+    )
+    click.echo(
+        f"{r.chunks} chunks embedded in {r.seconds:.1f}s ({r.chunks_per_second:.1f} "
+        f"chunks/s; model {r.embed_seconds:.1f}s)"
+    )
+    for p, reason in r.skipped:
+        click.echo(f"  skipped {p}: {reason}")
+
+
+@cli.command()
+@_index_option
+@click.option("--json", "as_json", is_flag=True)
+def info(index_dir, as_json):
+    """Show an index: folder, embedder, fingerprint, counts."""
+    from .store import Store
+
+    index_dir = _index_dir(index_dir)
+    with Store.open(index_dir) as store:
+        m = store.meta()
+        counts = {
+            r[0]: r[1]
+            for r in store.db.execute(
+                "select status, count(*) from files group by status"
+            ).fetchall()
+        }
+        data = {
+            "index": str(index_dir),
+            **m,
+            "files": counts,
+            "chunks": store.chunk_count(),
+            "faiss_current": store.faiss_is_current(),
+        }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    e = data.get("embedder", {})
+    click.echo(f"index       {index_dir}\nfolder      {data.get('root')}")
+    click.echo(
+        f"model       {e.get('model')}  prompt={e.get('prompt')} tp={e.get('tp')} "
+        f"[{e.get('tp_start')}, {e.get('tp_exit')}) layer={e.get('output_layer')} "
+        f"pooling={e.get('pooling')}"
+    )
+    click.echo(f"fingerprint {data.get('fingerprint')}")
+    click.echo(
+        f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped"
+    )
+    click.echo(
+        f"chunks      {data['chunks']}  (dim {data.get('dimension')}, "
+        f"FAISS {data.get('faiss_factory')}, "
+        f"{'current' if data['faiss_current'] else 'stale: run tpr repair'})"
+    )
+    click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
+
+
+@cli.command()
+@_index_option
+@click.option("--skipped", is_flag=True, help="Only skipped files, with reasons.")
+@click.option("--json", "as_json", is_flag=True)
+def files(index_dir, skipped, as_json):
+    """List the files of an index (skipped ones with their reason)."""
+    from .store import Store
+
+    with Store.open(_index_dir(index_dir)) as store:
+        where = "where status = 'skipped'" if skipped else ""
+        rows = [
+            dict(r)
+            for r in store.db.query(
+                f"select path, status, reason, chunks, size from files {where} order by path"
+            )
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        extra = f"skipped: {r['reason']}" if r["status"] == "skipped" else f"{r['chunks']} chunks"
+        click.echo(f"{r['path']}  ({extra})")
+
+
+@cli.command()
+@click.argument("path")
+@_index_option
+def remove(path, index_dir):
+    """Remove PATH (relative to the indexed folder) from the index.
+
+    The file is not excluded: a later `tpr index` picks it up again unless you pass --exclude.
+    """
+    from .store import Store
+
+    with Store.writer(_index_dir(index_dir)) as store:
+        row = next(store.db["files"].rows_where("path = ?", [path]), None)
+        if row is None:
+            raise click.ClickException(f"{path} is not in the index (see `tpr files`)")
+        with store.db.atomic():
+            store.db["files"].delete(row["id"])
+            store.bump_generation()
+        store.write_faiss()
+    click.echo(f"removed {path} ({row['chunks']} chunks)")
+
+
+@cli.command()
+@_index_option
+def repair(index_dir):
+    """Check the FAISS file against SQLite and rebuild it from SQLite if needed."""
+    import faiss
+
+    from .store import FAISS_NAME, Store
+
+    with Store.writer(_index_dir(index_dir)) as store:
+        problem = None
+        if not store.faiss_is_current():
+            problem = "missing or stale"
+        else:
+            try:
+                idx = faiss.read_index(str(store.path / FAISS_NAME))
+                ids = np.sort(faiss.vector_to_array(idx.id_map)) if hasattr(idx, "id_map") else None
+                want = np.array(
+                    [
+                        r[0]
+                        for r in store.db.execute("select id from chunks order by id").fetchall()
+                    ],
+                    dtype=np.int64,
+                )
+                if ids is not None and not np.array_equal(ids, want):
+                    problem = "ids differ from SQLite"
+            except RuntimeError as e:
+                problem = f"unreadable ({e})"
+        if problem is None:
+            click.echo(f"FAISS file is current ({store.chunk_count()} vectors); nothing to do")
+            return
+        store.write_faiss()
+        click.echo(
+            f"FAISS file was {problem}: rebuilt from SQLite ({store.chunk_count()} "
+            "vectors, nothing re-embedded)"
+        )

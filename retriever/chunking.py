@@ -1,0 +1,122 @@
+"""Token-aware chunking with the embedder's own tokenizer, keeping exact character offsets.
+
+The text is cut into *units*: sentences within paragraphs (a unit longer than a chunk is cut at
+token boundaries). Units are packed greedily into chunks of at most ``chunk_size`` tokens; a
+chunk closes early at a paragraph break once it is at least half full, so chunks prefer to end
+where the author ended a thought. The next chunk starts with the trailing units of the previous
+one that fit in ``overlap`` tokens. Each chunk's text is exactly ``source[start:end]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PARA = re.compile(r"\n\s*\n")
+_SENT = re.compile(r"(?<=[.!?。])\s+|\n")
+
+
+@dataclass
+class Chunk:
+    """A span of the source text; ``tokens`` counts the tokenizer's tokens in it."""
+
+    text: str
+    start: int
+    end: int
+    tokens: int
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+    para_start: bool
+
+
+class Chunker:
+    """Splits texts into chunks of at most ``chunk_size`` tokens.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer (the embedder's).
+        chunk_size: maximum tokens per chunk.
+        overlap: tokens of trailing context repeated at the start of the next chunk.
+    """
+
+    def __init__(self, tokenizer, chunk_size: int = 256, overlap: int = 32):
+        if chunk_size < 8:
+            raise ValueError("chunk_size must be at least 8 tokens")
+        if not 0 <= overlap < chunk_size // 2 + 1:
+            raise ValueError("overlap must be between 0 and half the chunk size")
+        self.tokenizer = tokenizer
+        self.chunk_size = chunk_size
+        self.overlap = overlap
+
+    def _spans(self, text: str) -> list[tuple[int, int, bool]]:
+        spans = []
+        pos = 0
+        for para in [*_PARA.finditer(text), None]:
+            p_end = para.start() if para else len(text)
+            first = True
+            s = pos
+            for m in [*_SENT.finditer(text, pos, p_end), None]:
+                e = m.start() if m else p_end
+                if text[s:e].strip():
+                    # trim surrounding whitespace so offsets point at real text
+                    lead = len(text[s:e]) - len(text[s:e].lstrip())
+                    trail = len(text[s:e]) - len(text[s:e].rstrip())
+                    spans.append((s + lead, e - trail, first))
+                    first = False
+                s = m.end() if m else e
+            pos = para.end() if para else len(text)
+        return spans
+
+    def _units(self, text: str) -> list[_Unit]:
+        spans = self._spans(text)
+        if not spans:
+            return []
+        enc = self.tokenizer(
+            [text[s:e] for s, e, _ in spans],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+        )
+        units = []
+        for (s, e, para), offsets in zip(spans, enc["offset_mapping"], strict=True):
+            n = len(offsets)
+            if n <= self.chunk_size:
+                units.append(_Unit(s, e, n, para))
+                continue
+            for k in range(0, n, self.chunk_size):  # an over-long sentence: cut at tokens
+                piece = offsets[k : k + self.chunk_size]
+                a, b = s + piece[0][0], s + piece[-1][1]
+                # byte-level BPE tokens carry their leading space; keep offsets on real text
+                a += len(text[a:b]) - len(text[a:b].lstrip())
+                b -= len(text[a:b]) - len(text[a:b].rstrip())
+                if b > a:
+                    units.append(_Unit(a, b, len(piece), para and k == 0))
+        return units
+
+    def split(self, text: str) -> list[Chunk]:
+        """Chunks of ``text`` in order."""
+        units = self._units(text)
+        chunks: list[Chunk] = []
+        i = 0
+        while i < len(units):
+            j, total = i, 0
+            while j < len(units) and total + units[j].tokens <= self.chunk_size:
+                if j > i and units[j].para_start and total >= self.chunk_size // 2:
+                    break
+                total += units[j].tokens
+                j += 1
+            j = max(j, i + 1)
+            start, end = units[i].start, units[j - 1].end
+            chunks.append(Chunk(text[start:end], start, end, total))
+            if j >= len(units):
+                break
+            # Overlap: step back over trailing units that fit in the overlap budget.
+            back, k = 0, j
+            while k - 1 > i and back + units[k - 1].tokens <= self.overlap:
+                back += units[k - 1].tokens
+                k -= 1
+            i = k
+        return chunks

@@ -1,0 +1,305 @@
+"""Incremental, resumable sync of a folder into an index.
+
+A run compares the folder with the ``files`` table:
+
+* same size and mtime -> unchanged (no read); else the sha256 decides: same hash -> unchanged
+  (only the stat is refreshed), different -> re-embedded, its old chunks dropped;
+* a new path whose hash equals a vanished path's -> a move: the row is renamed, nothing is
+  re-embedded;
+* vanished paths -> removed with their chunks.
+
+Files are loaded, chunked and embedded in groups of about ``group_chunks`` chunks (so the model
+sees full batches across small files), and each group is written in **one transaction** together
+with a bump of the index generation. A run killed at any point (SIGKILL included) therefore
+leaves whole files or nothing, and the next run redoes only what was not committed. The FAISS
+file is rewritten at the end; until then its stamp is stale and readers rebuild from SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import Chunker
+from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, load, walk
+from .store import DEFAULT_FACTORY, Store, now
+
+
+@dataclass
+class IndexOptions:
+    """How a folder is turned into chunks.
+
+    Attributes:
+        chunk_size: tokens per chunk (capped so that chunk + prompt fits the model's max length).
+        overlap: tokens repeated between consecutive chunks.
+        include / exclude: glob patterns on relative paths or names.
+        max_bytes: larger files are skipped.
+        faiss_factory: FAISS ``index_factory`` string for a new index (default Flat).
+        group_chunks: chunks embedded and committed together.
+    """
+
+    chunk_size: int = 256
+    overlap: int = 32
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    max_bytes: int = DEFAULT_MAX_BYTES
+    faiss_factory: str = DEFAULT_FACTORY
+    group_chunks: int = 64
+
+
+@dataclass
+class SyncReport:
+    """What a run did."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    moved: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "moved": self.moved,
+            "unchanged": self.unchanged,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 2),
+            "embed_seconds": round(self.embed_seconds, 2),
+            "chunks_per_second": round(self.chunks_per_second, 2),
+        }
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class _Pending:
+    stat: FileStat
+    sha: str
+    row: dict | None
+    texts: list[str]
+    rows: list[dict]
+
+
+class Indexer:
+    """Syncs one folder into one index with one embedder.
+
+    Args:
+        embedder: a loaded :class:`~retriever.embedder.TPEmbedder`.
+        options: chunking and selection settings.
+    """
+
+    def __init__(self, embedder, options: IndexOptions | None = None):
+        self.embedder = embedder
+        self.options = options or IndexOptions()
+        # Leave room for the prompt around the chunk (plus a little for boundary merges).
+        overhead = len(embedder.tokenize("x").ids)
+        limit = embedder.config.max_length - overhead - 8
+        size = min(self.options.chunk_size, limit)
+        self.chunker = Chunker(embedder.tokenizer, size, min(self.options.overlap, size // 2))
+
+    def sync(
+        self, root: Path, index_dir: Path, rebuild: bool = False, progress: bool = False
+    ) -> SyncReport:
+        """Bring the index at ``index_dir`` in line with the folder ``root``.
+
+        Raises:
+            IndexLockedError: another writer is active.
+            IndexMismatchError: the index holds another folder or another embedder's vectors.
+        """
+        t0 = time.perf_counter()
+        root = Path(root).resolve()
+        report = SyncReport()
+        with Store.writer(index_dir) as store:
+            if rebuild:
+                with store.db.atomic():
+                    store.db.execute("delete from chunks")
+                    store.db.execute("delete from files")
+                    store.db.execute("delete from meta")
+            store.bind(
+                root, self.embedder.describe(), self.embedder.dimension, self.options.faiss_factory
+            )
+            todo = self._plan(store, root, report)
+            self._embed_all(store, root, todo, report, progress)
+            if not store.faiss_is_current():
+                store.write_faiss()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _plan(self, store: Store, root: Path, report: SyncReport) -> list[tuple]:
+        opts = self.options
+        known = {r["path"]: r for r in store.db["files"].rows}
+        seen: set[str] = set()
+        todo: list[tuple[FileStat, str, dict | None]] = []
+        for f in walk(root, opts.include, opts.exclude, skip=[store.path]):
+            seen.add(f.rel)
+            row = known.get(f.rel)
+            if row and row["size"] == f.size and row["mtime_ns"] == f.mtime_ns:
+                report.unchanged += 1
+                if row["status"] == "skipped":
+                    report.skipped.append((f.rel, row["reason"]))
+                continue
+            if f.size > opts.max_bytes:
+                self._write_skip(store, f, None, row, f"larger than {opts.max_bytes} bytes")
+                report.skipped.append((f.rel, f"larger than {opts.max_bytes} bytes"))
+                continue
+            try:
+                sha = sha256_file(root / f.rel)
+            except OSError as e:
+                reason = "permission denied" if isinstance(e, PermissionError) else str(e)
+                self._write_skip(store, f, None, row, reason)
+                report.skipped.append((f.rel, reason))
+                continue
+            if row and row["sha256"] == sha and row["status"] == "indexed":
+                store.db["files"].update(row["id"], {"size": f.size, "mtime_ns": f.mtime_ns})
+                report.unchanged += 1
+                continue
+            todo.append((f, sha, row))
+
+        gone = {p: r for p, r in known.items() if p not in seen}
+        by_sha = {r["sha256"]: r for r in gone.values() if r["status"] == "indexed"}
+        keep = []
+        with store.db.atomic():
+            for f, sha, row in todo:
+                old = by_sha.pop(sha, None) if row is None else None
+                if old is None:
+                    keep.append((f, sha, row))
+                    continue
+                # A move: same content under a new path. Rename, keep chunks and vectors.
+                store.db["files"].update(
+                    old["id"], {"path": f.rel, "size": f.size, "mtime_ns": f.mtime_ns}
+                )
+                del gone[old["path"]]
+                report.moved += 1
+            for row in gone.values():
+                store.db["files"].delete(row["id"])  # chunks go with it (ON DELETE CASCADE)
+                report.removed += 1
+            if gone:
+                store.bump_generation()
+        return keep
+
+    def _write_skip(
+        self, store: Store, f: FileStat, sha: str | None, row: dict | None, reason: str
+    ) -> None:
+        values = {
+            "path": f.rel,
+            "size": f.size,
+            "mtime_ns": f.mtime_ns,
+            "sha256": sha,
+            "status": "skipped",
+            "reason": reason,
+            "chunks": 0,
+            "indexed_at": now(),
+        }
+        with store.db.atomic():
+            if row:
+                had_chunks = store.db.execute(
+                    "select count(*) from chunks where file_id = ?", [row["id"]]
+                ).fetchone()[0]
+                store.db.execute("delete from chunks where file_id = ?", [row["id"]])
+                store.db["files"].update(row["id"], values)
+                if had_chunks:
+                    store.bump_generation()
+            else:
+                store.db["files"].insert(values)
+
+    # -- embedding and writing --------------------------------------------------------------
+
+    def _embed_all(self, store, root, todo, report, progress) -> None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), unit="file", desc="indexing", disable=not progress)
+        group: list[_Pending] = []
+        n_chunks = 0
+        for f, sha, row in todo:
+            try:
+                doc = load(root / f.rel)
+            except SkipFile as e:
+                self._write_skip(store, f, sha, row, str(e))
+                report.skipped.append((f.rel, str(e)))
+                bar.update(1)
+                continue
+            chunks = self.chunker.split(doc.text)
+            if not chunks:
+                self._write_skip(store, f, sha, row, "empty (no text)")
+                report.skipped.append((f.rel, "empty (no text)"))
+                bar.update(1)
+                continue
+            rows = [
+                {
+                    "ordinal": i,
+                    "text": c.text,
+                    "start": c.start,
+                    "end": c.end,
+                    "page": doc.page_at(c.start),
+                    "tokens": c.tokens,
+                }
+                for i, c in enumerate(chunks)
+            ]
+            group.append(_Pending(f, sha, row, [c.text for c in chunks], rows))
+            n_chunks += len(rows)
+            if n_chunks >= self.options.group_chunks:
+                self._flush(store, group, report)
+                bar.update(len(group))
+                group, n_chunks = [], 0
+        if group:
+            self._flush(store, group, report)
+            bar.update(len(group))
+        bar.close()
+
+    def _flush(self, store: Store, group: list[_Pending], report: SyncReport) -> None:
+        texts = [t for p in group for t in p.texts]
+        t = time.perf_counter()
+        vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
+        report.embed_seconds += time.perf_counter() - t
+        k = 0
+        with store.db.atomic():
+            for p in group:
+                values = {
+                    "path": p.stat.rel,
+                    "size": p.stat.size,
+                    "mtime_ns": p.stat.mtime_ns,
+                    "sha256": p.sha,
+                    "status": "indexed",
+                    "reason": None,
+                    "chunks": len(p.rows),
+                    "indexed_at": now(),
+                }
+                if p.row:
+                    store.db.execute("delete from chunks where file_id = ?", [p.row["id"]])
+                    store.db["files"].update(p.row["id"], values)
+                    file_id = p.row["id"]
+                    report.updated += 1
+                else:
+                    file_id = store.db["files"].insert(values).last_pk
+                    report.added += 1
+                for r in p.rows:
+                    r["file_id"] = file_id
+                    r["vector"] = vectors[k].tobytes()
+                    k += 1
+                store.db["chunks"].insert_all(p.rows)
+                report.chunks += len(p.rows)
+            store.bump_generation()

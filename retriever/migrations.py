@@ -1,0 +1,50 @@
+"""Numbered schema migrations of an index database, applied in order by ``Store.writer``.
+
+Each migration is a registered function; an applied one is recorded in ``_sqlite_migrations``
+and never runs again. Never edit an applied migration: add the next number.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("tp-retriever")
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["files"].create(
+        {
+            "id": int,
+            "path": str,  # relative to the index root, POSIX separators
+            "size": int,
+            "mtime_ns": int,
+            "sha256": str,
+            "status": str,  # indexed | skipped
+            "reason": str,  # why a skipped file was skipped
+            "chunks": int,
+            "indexed_at": str,
+        },
+        pk="id",
+        not_null={"path", "status"},
+    )
+    db["files"].create_index(["path"], unique=True)
+    db["files"].create_index(["sha256"])
+    # AUTOINCREMENT: chunk ids are never reused, so a FAISS id always names one chunk.
+    db.execute(
+        """
+        create table chunks (
+            id integer primary key autoincrement,
+            file_id integer not null references files(id) on delete cascade,
+            ordinal integer not null,
+            text text not null,
+            start integer not null,
+            "end" integer not null,
+            page integer,
+            tokens integer not null,
+            vector blob not null
+        )
+        """
+    )
+    db["chunks"].create_index(["file_id", "ordinal"], unique=True)

@@ -1,0 +1,286 @@
+"""One index = one directory: ``index.db`` (SQLite, the source of truth) + ``vectors.faiss``.
+
+SQLite holds everything, vectors included (float32 blobs), and is changed only through
+:mod:`retriever.migrations`. The FAISS file is a derived cache: ``vectors.json`` beside it records
+the generation (a counter in SQLite bumped by every change to the chunks) and the vector count it
+was built from. When the file is missing, stale or unreadable, the index is rebuilt from SQLite;
+nothing is ever re-embedded for that. Nothing is pickled: FAISS has its own binary format and
+everything else is JSON or SQL.
+
+Writers take an exclusive ``flock`` on ``lock`` (the OS releases it if the process dies, so no
+stale locks); a second writer gets :class:`IndexLockedError` naming the holder's PID. Readers
+need no lock: SQLite runs in WAL mode, so they see the last committed state while a writer works.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from .errors import TPRError
+from .migrations import migrations
+
+DEFAULT_FACTORY = "Flat"
+DB_NAME, FAISS_NAME, FAISS_META, LOCK_NAME = "index.db", "vectors.faiss", "vectors.json", "lock"
+
+
+class IndexError_(TPRError):
+    """Base class for index problems."""
+
+
+class IndexLockedError(IndexError_):
+    """Another process is writing to this index."""
+
+
+class IndexMismatchError(IndexError_):
+    """The index was built with a different embedder (fingerprint) or for another folder."""
+
+
+class IndexNotFoundError(IndexError_):
+    """No index at that path."""
+
+
+def default_index_dir() -> Path:
+    """``$TPR_INDEX``, else ``$XDG_DATA_HOME/tp-retriever/index`` (``~/.local/share/...``)."""
+    if os.environ.get("TPR_INDEX"):
+        return Path(os.environ["TPR_INDEX"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tp-retriever" / "index"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Human-readable differences between two embedder descriptions."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in ("batch_size", "device", "dtype"):
+            continue
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return out
+
+
+class Store:
+    """An index directory. Use :meth:`open` to read and :meth:`writer` to change it.
+
+    Args:
+        path: the index directory.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite_utils.Database(self.path / DB_NAME)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self._lock_fd: int | None = None
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open an existing index for reading.
+
+        Raises:
+            IndexNotFoundError: when there is no index there.
+        """
+        path = Path(path)
+        if not (path / DB_NAME).exists():
+            raise IndexNotFoundError(
+                f"no index at {path}: build one with `tpr index FOLDER --index {path}`"
+            )
+        store = cls(path)
+        pending = migrations.pending(store.db)
+        if pending:
+            raise IndexMismatchError(
+                f"index at {path} needs a schema upgrade ({len(pending)} migrations); "
+                "run `tpr index` on it once to upgrade"
+            )
+        return store
+
+    @classmethod
+    def writer(cls, path: Path) -> Store:
+        """Open (creating if needed) for writing: takes the lock and applies migrations.
+
+        Raises:
+            IndexLockedError: when another process holds the writer lock.
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        store = cls(path)
+        store._acquire()
+        store.db.enable_wal()
+        migrations.apply(store.db)
+        return store
+
+    def _acquire(self) -> None:
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise IndexLockedError(
+                f"index {self.path} is locked by PID {holder} (another `tpr index` is writing); "
+                "wait for it to finish, or stop that process"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def meta(self) -> dict:
+        return {r["key"]: json.loads(r["value"]) for r in self.db["meta"].rows}
+
+    def set_meta(self, **values) -> None:
+        self.db["meta"].upsert_all(
+            [{"key": k, "value": json.dumps(v)} for k, v in values.items()], pk="key"
+        )
+
+    def bind(self, root: Path, embedder_info: dict, dimension: int, factory: str) -> None:
+        """Record root and embedder on a new index; refuse a mismatch on an existing one.
+
+        Raises:
+            IndexMismatchError: the index holds another folder or another embedder.
+        """
+        m = self.meta()
+        root_s = str(Path(root).resolve())
+        if "fingerprint" not in m:
+            self.set_meta(
+                root=root_s,
+                fingerprint=embedder_info["fingerprint"],
+                embedder=embedder_info["config"],
+                dimension=dimension,
+                metric="inner_product",
+                faiss_factory=factory,
+                created=now(),
+                updated=now(),
+                generation=0,
+            )
+            return
+        if m["root"] != root_s:
+            raise IndexMismatchError(
+                f"index {self.path} holds the folder {m['root']}, not {root_s}; "
+                "use --index DIR for a separate index"
+            )
+        if m["fingerprint"] != embedder_info["fingerprint"]:
+            diff = config_diff(m.get("embedder", {}), embedder_info["config"]) or [
+                "same settings, different weights or <PST> vector"
+            ]
+            raise IndexMismatchError(
+                f"index {self.path} was built with another embedder (fingerprint "
+                f"{m['fingerprint'][:12]}, now {embedder_info['fingerprint'][:12]}): "
+                + "; ".join(diff)
+                + ". Re-run with --rebuild to re-embed everything with the new settings, "
+                "or use --index DIR for a separate index"
+            )
+
+    def bump_generation(self) -> int:
+        gen = int(self.meta().get("generation", 0)) + 1
+        self.set_meta(generation=gen, updated=now())
+        return gen
+
+    # -- vectors and FAISS ------------------------------------------------------------------
+
+    def chunk_count(self) -> int:
+        return self.db.execute("select count(*) from chunks").fetchone()[0]
+
+    def iter_vectors(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, [n, d] float32 vectors) from SQLite in id order, a batch at a time."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "select id, vector from chunks where id > ? order by id limit ?", [last, batch]
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            yield ids, vecs.reshape(len(rows), -1)
+            last = int(ids[-1])
+
+    def build_faiss(self):
+        """A FAISS index over every vector in SQLite (trained if the factory needs it)."""
+        import faiss
+
+        m = self.meta()
+        d, factory = int(m["dimension"]), m.get("faiss_factory", DEFAULT_FACTORY)
+        base = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+        index = base if isinstance(base, faiss.IndexIDMap2) else faiss.IndexIDMap2(base)
+        if not base.is_trained:
+            sample = np.concatenate([v for _, v in self.iter_vectors()] or [np.zeros((0, d))])
+            sample = sample[:: max(1, len(sample) // 100_000)]
+            try:
+                index.train(np.ascontiguousarray(sample, dtype=np.float32))
+            except RuntimeError as e:
+                raise IndexError_(
+                    f"cannot train FAISS index {factory!r} on {len(sample)} vectors ({e}); "
+                    "use a smaller nlist or the default Flat index"
+                ) from None
+        for ids, vecs in self.iter_vectors():
+            index.add_with_ids(np.ascontiguousarray(vecs), ids)
+        return index
+
+    def _faiss_state(self) -> dict | None:
+        try:
+            return json.loads((self.path / FAISS_META).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def faiss_is_current(self) -> bool:
+        state = self._faiss_state()
+        m = self.meta()
+        return bool(
+            state
+            and (self.path / FAISS_NAME).exists()
+            and state.get("generation") == m.get("generation")
+            and state.get("ntotal") == self.chunk_count()
+        )
+
+    def write_faiss(self, index=None) -> None:
+        """Build (or take) the FAISS index and write it atomically with its stamp."""
+        import faiss
+
+        index = index if index is not None else self.build_faiss()
+        tmp = self.path / (FAISS_NAME + ".tmp")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, self.path / FAISS_NAME)
+        stamp = {"generation": self.meta().get("generation"), "ntotal": int(index.ntotal)}
+        tmp_meta = self.path / (FAISS_META + ".tmp")
+        tmp_meta.write_text(json.dumps(stamp))
+        os.replace(tmp_meta, self.path / FAISS_META)
+
+    def load_faiss(self):
+        """The FAISS index: from the file when current and readable, else rebuilt in memory."""
+        import faiss
+
+        if self.faiss_is_current():
+            try:
+                index = faiss.read_index(str(self.path / FAISS_NAME))
+                if index.ntotal == self.chunk_count():
+                    return index
+            except RuntimeError:
+                pass  # corrupt file: fall through to a rebuild from SQLite
+        return self.build_faiss()

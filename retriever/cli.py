@@ -512,3 +512,30 @@ def repair(index_dir):
             f"FAISS file was {problem}: rebuilt from SQLite ({store.chunk_count()} "
             "vectors, nothing re-embedded)"
         )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("data/python-docs"),
+    show_default=True,
+    help="Where to write the demo documents.",
+)
+@_index_option
+@embedder_options
+def demo(out, index_dir, **kw):
+    """Build data/python-docs from CPython's own docs and index it with the default model."""
+    from .demo import write_python_docs
+    from .indexer import Indexer
+
+    n = write_python_docs(out)
+    click.echo(f"wrote {n} Python language-reference topics to {out}")
+    index_dir = index_dir or _index_dir(None).parent / "python-docs"
+    embedder = _load(_config(kw))
+    r = Indexer(embedder).sync(out, index_dir, progress=True)
+    click.echo(
+        f"indexed into {index_dir}: added {r.added}, updated {r.updated}, unchanged "
+        f"{r.unchanged}; {r.chunks} chunks in {r.seconds:.0f}s"
+    )
+    click.echo(f"next: tpr info --index {index_dir}")

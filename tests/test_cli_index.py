@@ -1,0 +1,64 @@
+"""tpr index / info / files / remove / repair / demo against a tiny local model."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from retriever.cli import cli
+from retriever.demo import write_python_docs
+from retriever.store import FAISS_NAME
+
+
+def run(*args):
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    return r
+
+
+def test_index_info_files_remove_repair(tmp_path, tiny_model_dir):
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Alpha text. More alpha.\n\nSecond paragraph.")
+    (docs / "b.md").write_text("# Beta\n\nBeta text.")
+    (docs / "bad.bin").write_bytes(b"\x00\x00")
+    model = ["--model", tiny_model_dir, "--tp-exit", "3", "--index", idx]
+    r = run("index", docs, *model, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["added"] == 2 and summary["skipped"][0]["path"] == "bad.bin"
+
+    info = json.loads(run("info", "--index", idx, "--json").stdout)
+    assert info["files"] == {"indexed": 2, "skipped": 1} and info["faiss_current"]
+    assert len(info["fingerprint"]) == 64 and info["embedder"]["tp_exit"] == 3
+
+    r = run("files", "--index", idx, "--skipped")
+    assert "bad.bin  (skipped: binary" in r.stdout
+
+    r = run("remove", "b.md", "--index", idx)
+    assert r.exit_code == 0 and "removed b.md" in r.stdout
+    assert run("remove", "nope.txt", "--index", idx).exit_code == 1
+
+    (idx / FAISS_NAME).write_bytes(b"junk")
+    r = run("repair", "--index", idx)
+    assert r.exit_code == 0 and "rebuilt from SQLite" in r.stdout
+    assert "nothing to do" in run("repair", "--index", idx).stdout
+
+    # Another embedder setting on the same index: refused with the way out.
+    r = run("index", docs, *model, "--output-layer", "5")
+    assert r.exit_code == 1 and "--rebuild" in r.output and "Traceback" not in r.output
+
+
+def test_info_on_missing_index_is_a_clear_error(tmp_path):
+    r = run("info", "--index", tmp_path / "none")
+    assert r.exit_code == 1 and "no index at" in r.output and "tpr index" in r.output
+
+
+def test_demo_corpus_is_written_from_cpython(tmp_path):
+    n = write_python_docs(tmp_path)
+    files = sorted(tmp_path.glob("*.txt"))
+    assert n == len(files) > 50
+    assert any("for" in f.read_text() for f in files)
+    before = {f: f.stat().st_mtime_ns for f in files}
+    write_python_docs(tmp_path)  # unchanged content keeps mtimes: re-index embeds nothing
+    assert {f: f.stat().st_mtime_ns for f in files} == before

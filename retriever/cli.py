@@ -539,3 +539,57 @@ def demo(out, index_dir, **kw):
         f"{r.unchanged}; {r.chunks} chunks in {r.seconds:.0f}s"
     )
     click.echo(f"next: tpr info --index {index_dir}")
+
+
+@cli.command()
+@click.argument("query")
+@_index_option
+@click.option("-k", default=5, show_default=True, help="Results to show.")
+@click.option(
+    "--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True
+)
+@click.option("--path", "path_glob", default=None, help="Only paths matching this glob.")
+@click.option("--type", "suffixes", multiple=True, help="Only this file type, e.g. .md.")
+@click.option("--since-days", type=float, default=None, help="Only files modified recently.")
+@click.option("--json", "as_json", is_flag=True)
+def search(query, index_dir, k, mode, path_glob, suffixes, since_days, as_json):
+    """Search an index. The embedder is loaded with the settings the index was built with."""
+    from .embedder import EmbedderConfig
+    from .search import Filter, Searcher
+    from .store import Store
+
+    index_dir = _index_dir(index_dir)
+    embedder = None
+    if mode != "bm25":
+        with Store.open(index_dir) as store:
+            embedder = _load(EmbedderConfig(**store.meta()["embedder"]))
+    flt = Filter(
+        path_glob=path_glob,
+        suffixes=tuple(suffixes),
+        modified_after=time.time() - since_days * 86400 if since_days else None,
+    )
+    searcher = Searcher(index_dir, embedder)
+    t = time.perf_counter()
+    results = searcher.search(query, k=k, mode=mode, flt=flt)
+    ms = (time.perf_counter() - t) * 1000
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "query": query,
+                    "mode": mode,
+                    "ms": round(ms, 1),
+                    "results": [r.as_dict() for r in results],
+                }
+            )
+        )
+        return
+    if not results:
+        click.echo("no results")
+    for i, r in enumerate(results, start=1):
+        parts = " ".join(f"{name}={v:.4f}" for name, v in r.scores.items())
+        page = f" p.{r.page}" if r.page else ""
+        click.echo(f"{i}. {r.path}{page} [chunk {r.ordinal}] {parts}")
+        snippet = " ".join(r.text.split())
+        click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    click.echo(f"({mode}, {ms:.0f} ms including query embedding)", err=True)

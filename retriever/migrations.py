@@ -48,3 +48,10 @@ def m001_initial(db: Database) -> None:
         """
     )
     db["chunks"].create_index(["file_id", "ordinal"], unique=True)
+
+
+@migrations(name="m002_chunks_fts")
+def m002_chunks_fts(db: Database) -> None:
+    # FTS5 over chunk text (Porter stemming), kept in sync with `chunks` by triggers, so
+    # inserts, updates and cascade deletes from the indexer reach BM25 search too.
+    db["chunks"].enable_fts(["text"], create_triggers=True, tokenize="porter", fts_version="FTS5")

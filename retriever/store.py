@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +80,10 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.db = sqlite_utils.Database(self.path / DB_NAME)
+        # check_same_thread=False: async LangChain calls and Streamlit run searches on worker
+        # threads; callers serialise access (Searcher holds a lock).
+        conn = sqlite3.connect(self.path / DB_NAME, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA foreign_keys = ON")
         self._lock_fd: int | None = None
 

@@ -62,3 +62,26 @@ def test_demo_corpus_is_written_from_cpython(tmp_path):
     before = {f: f.stat().st_mtime_ns for f in files}
     write_python_docs(tmp_path)  # unchanged content keeps mtimes: re-index embeds nothing
     assert {f: f.stat().st_mtime_ns for f in files} == before
+
+
+def test_search_cli_all_modes(tmp_path, tiny_model_dir):
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The cat sat on the mat.")
+    (docs / "b.md").write_text("Dogs chase cars down the road.")
+    assert (
+        run("index", docs, "--model", tiny_model_dir, "--tp-exit", "3", "--index", idx).exit_code
+        == 0
+    )
+    r = run("search", "cars road", "--index", idx, "--mode", "bm25", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)["results"]
+    assert res[0]["path"] == "b.md" and "bm25" in res[0]["scores"]
+    for mode in ("dense", "hybrid"):
+        r = run("search", "cat", "--index", idx, "--mode", mode, "-k", "2", "--json")
+        assert r.exit_code == 0, r.output
+        assert len(json.loads(r.stdout)["results"]) == 2
+    r = run("search", "cat", "--index", idx, "--type", ".md", "--mode", "bm25")
+    assert r.exit_code == 0 and "a.txt" not in r.stdout
+    r = run("search", "  ", "--index", idx, "--mode", "bm25")
+    assert r.exit_code == 1 and "query is empty" in r.output

@@ -1,0 +1,270 @@
+"""Search an index: dense (FAISS), lexical (SQLite FTS5 BM25) and hybrid (rank fusion).
+
+* **dense**: the query is embedded with the index's embedder; score = inner product of
+  normalised vectors = cosine similarity.
+* **bm25**: SQLite FTS5 over chunk text with Porter stemming. The query is reduced to its word
+  tokens, each quoted and joined with OR, so FTS syntax (quotes, AND, NEAR, ``*``) in user input
+  is matched as words and never reaches the parser. Score = -bm25() (higher is better).
+* **hybrid**: weighted reciprocal rank fusion, ``sum_i w_i / (k + rank_i)`` with k = 60, over
+  the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
+  unrelated scales.
+
+Filters (path glob, file suffix, mtime range) become SQL over ``files``; the matching chunk ids
+are handed to FAISS as an ID selector, so dense search returns k results whenever k chunks
+match, instead of filtering a top-k after the fact.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, EmptyInputError
+from .store import IndexMismatchError, Store
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which chunks a search may return. Empty = all.
+
+    Attributes:
+        path_glob: glob on the path relative to the indexed folder (e.g. ``docs/*.md``).
+        suffixes: file types, e.g. ``(".md", ".pdf")``.
+        modified_after / modified_before: file mtime bounds, in seconds since the epoch.
+    """
+
+    path_glob: str | None = None
+    suffixes: tuple[str, ...] = ()
+    modified_after: float | None = None
+    modified_before: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.path_glob
+            or self.suffixes
+            or self.modified_after is not None
+            or self.modified_before is not None
+        )
+
+
+@dataclass
+class Result:
+    """One retrieved chunk with every score that led to it."""
+
+    chunk_id: int
+    text: str
+    path: str
+    ordinal: int
+    start: int
+    end: int
+    page: int | None
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def fts_query(query: str) -> str | None:
+    """User text -> a safe FTS5 query (quoted word tokens joined by OR), or None if no words."""
+    words = re.findall(r"\w+", query.lower())
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+
+
+class Searcher:
+    """Searches one index with the embedder it was built with.
+
+    Args:
+        index_dir: the index directory.
+        embedder: a loaded embedder; its fingerprint must match the index's.
+
+    Raises:
+        IndexNotFoundError, IndexMismatchError: missing index or another embedder.
+    """
+
+    def __init__(self, index_dir: Path, embedder=None):
+        self.store = Store.open(index_dir)
+        self.meta = self.store.meta()
+        self.embedder = embedder
+        if embedder is not None and embedder.fingerprint != self.meta.get("fingerprint"):
+            raise IndexMismatchError(
+                f"index {index_dir} was built with embedder {self.meta.get('fingerprint', '')[:12]}"
+                f", not {embedder.fingerprint[:12]}; load it with the index's settings "
+                f"({self.meta.get('embedder')})"
+            )
+        self._faiss = None
+        self._faiss_generation = None
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def faiss(self):
+        gen = self.store.meta().get("generation")
+        if self._faiss is None or gen != self._faiss_generation:
+            self._faiss = self.store.load_faiss()
+            self._faiss_generation = gen
+        return self._faiss
+
+    # -- filters ----------------------------------------------------------------------------
+
+    def allowed_ids(self, flt: Filter) -> np.ndarray | None:
+        """Chunk ids passing the filter (None = no filter)."""
+        if not flt:
+            return None
+        where, params = [], []
+        if flt.modified_after is not None:
+            where.append("f.mtime_ns >= ?")
+            params.append(int(flt.modified_after * 1e9))
+        if flt.modified_before is not None:
+            where.append("f.mtime_ns <= ?")
+            params.append(int(flt.modified_before * 1e9))
+        if flt.suffixes:
+            where.append("(" + " or ".join("lower(f.path) like ?" for _ in flt.suffixes) + ")")
+            params += [
+                "%" + s.lower() if s.startswith(".") else "%." + s.lower() for s in flt.suffixes
+            ]
+        sql = "select c.id, f.path from chunks c join files f on f.id = c.file_id"
+        if where:
+            sql += " where " + " and ".join(where)
+        rows = self.store.db.execute(sql, params).fetchall()
+        if flt.path_glob:
+            rows = [r for r in rows if fnmatch.fnmatch(r[1], flt.path_glob)]
+        return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+
+    # -- the three modes --------------------------------------------------------------------
+
+    def dense(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        import faiss
+
+        if self.embedder is None:
+            raise ConfigError("dense search needs an embedder; open the Searcher with one")
+        if allowed is not None and len(allowed) == 0:
+            return []
+        q = self.embedder.encode(query).astype(np.float32)[None]
+        index = self.faiss
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = index.search(q, min(k, index.ntotal or 1), params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def bm25(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        fts = fts_query(query)
+        if fts is None or (allowed is not None and len(allowed) == 0):
+            return []
+        sql = (
+            "select rowid, -bm25(chunks_fts) as s from chunks_fts where chunks_fts match ? "
+            "order by s desc"
+        )
+        if allowed is None:
+            rows = self.store.db.execute(sql + " limit ?", [fts, k]).fetchall()
+            return [(int(r[0]), float(r[1])) for r in rows]
+        keep = set(allowed.tolist())
+        out = []
+        for r in self.store.db.execute(sql, [fts]):
+            if r[0] in keep:
+                out.append((int(r[0]), float(r[1])))
+                if len(out) == k:
+                    break
+        return out
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        flt: Filter | None = None,
+        fetch_k: int = 50,
+        weights: dict[str, float] | None = None,
+    ) -> list[Result]:
+        """Top-k chunks for ``query`` (thread-safe).
+
+        Args:
+            query: the user's text.
+            k: results wanted.
+            mode: hybrid, dense or bm25.
+            flt: restricts the candidates before ranking.
+            fetch_k: candidates taken from each side before fusion (hybrid).
+            weights: RRF weights, default ``{"dense": 1.0, "bm25": 1.0}``.
+
+        Raises:
+            EmptyInputError: empty query. ConfigError: unknown mode or bad k.
+        """
+        with self._lock:  # one SQLite connection and one FAISS index, shared by threads
+            return self._search(query, k, mode, flt, fetch_k, weights)
+
+    def _search(self, query, k, mode, flt, fetch_k, weights) -> list[Result]:
+        if not query or not query.strip():
+            raise EmptyInputError("the query is empty; type something to search for")
+        if mode not in MODES:
+            raise ConfigError(f"unknown search mode {mode!r}; choose {', '.join(MODES)}")
+        if k < 1:
+            raise ConfigError("k must be at least 1")
+        allowed = self.allowed_ids(flt or Filter())
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        if mode in ("dense", "hybrid"):
+            ranked["dense"] = self.dense(query, k if mode == "dense" else max(k, fetch_k), allowed)
+        if mode in ("bm25", "hybrid"):
+            ranked["bm25"] = self.bm25(query, k if mode == "bm25" else max(k, fetch_k), allowed)
+        if mode != "hybrid":
+            order = [(cid, s) for cid, s in ranked[mode][:k]]
+        else:
+            w = {"dense": 1.0, "bm25": 1.0, **(weights or {})}
+            fused: dict[int, float] = {}
+            for side, hits in ranked.items():
+                for rank, (cid, _) in enumerate(hits, start=1):
+                    fused[cid] = fused.get(cid, 0.0) + w[side] / (RRF_K + rank)
+            order = sorted(fused.items(), key=lambda x: -x[1])[:k]
+        return self._results(order, ranked)
+
+    def _results(self, order, ranked) -> list[Result]:
+        if not order:
+            return []
+        ids = [cid for cid, _ in order]
+        rows = {
+            r["id"]: r
+            for r in self.store.db.query(
+                'select c.id, c.text, c.ordinal, c.start, c."end", c.page, f.path from chunks c '
+                f"join files f on f.id = c.file_id where c.id in ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
+        per_side = {
+            side: {cid: (rank, s) for rank, (cid, s) in enumerate(hits, start=1)}
+            for side, hits in ranked.items()
+        }
+        out = []
+        for cid, score in order:
+            r = rows[cid]
+            res = Result(
+                cid,
+                r["text"],
+                r["path"],
+                r["ordinal"],
+                r["start"],
+                r["end"],
+                r["page"],
+                float(score),
+            )
+            for side, table in per_side.items():
+                if cid in table:
+                    res.ranks[side], res.scores[side] = table[cid]
+            if len(per_side) > 1:
+                res.scores["fused"] = float(score)
+            out.append(res)
+        return out

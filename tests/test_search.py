@@ -1,0 +1,172 @@
+"""Search: exact rankings (fake embedder), FTS sync, filters, bad queries."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from retriever.errors import ConfigError, EmptyInputError
+from retriever.indexer import Indexer, IndexOptions
+from retriever.search import RRF_K, Filter, Searcher, fts_query
+from retriever.store import IndexMismatchError
+
+from .fakes import FakeEmbedder
+
+DOCS = {
+    "pets/cats.txt": "cat cat cat sleeps.",
+    "pets/dogs.md": "dog dog chases a cat.",
+    "nature/sea.txt": "fish swim in the sea under the sky.",
+    "nature/birds.md": "bird in a tree, bird in the sky.",
+    "city/roads.txt": "car on the road, car on the road, another car.",
+    "city/books.txt": "a book about a dog and a car.",
+}
+
+
+@pytest.fixture
+def index(tmp_path, tokenizer):
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    for rel, text in DOCS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    emb = FakeEmbedder(tokenizer)
+    Indexer(emb, IndexOptions(chunk_size=64)).sync(root, idx)
+    return root, idx, emb
+
+
+def paths(results):
+    return [r.path for r in results]
+
+
+def test_dense_ranks_by_cosine(index):
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    res = s.search("cat", k=3, mode="dense")
+    assert paths(res)[:2] == ["pets/cats.txt", "pets/dogs.md"]
+    q = emb.vector("cat")
+    for r in res:
+        assert r.scores["dense"] == pytest.approx(float(q @ emb.vector(DOCS[r.path])), abs=1e-5)
+
+
+def test_bm25_ranks_by_term_frequency(index):
+    _, idx, emb = index
+    res = Searcher(idx, emb).search("car road", k=3, mode="bm25")
+    assert paths(res)[0] == "city/roads.txt" and "city/books.txt" in paths(res)
+    assert res[0].scores["bm25"] > res[1].scores["bm25"] > 0
+
+
+def test_hybrid_is_weighted_rrf_of_both_lists(index):
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    dense = s.dense("dog sky", 50)
+    bm25 = s.bm25("dog sky", 50)
+    expected: dict[int, float] = {}
+    for w, hits in ((1.0, dense), (0.5, bm25)):
+        for rank, (cid, _) in enumerate(hits, start=1):
+            expected[cid] = expected.get(cid, 0) + w / (RRF_K + rank)
+    want = sorted(expected, key=lambda c: -expected[c])[:4]
+    res = s.search("dog sky", k=4, weights={"dense": 1.0, "bm25": 0.5})
+    assert [r.chunk_id for r in res] == want
+    assert all(r.scores["fused"] == pytest.approx(expected[r.chunk_id]) for r in res)
+
+
+def test_fts_follows_updates_and_deletes(index):
+    root, idx, emb = index
+    (root / "pets/cats.txt").write_text("now only about a fish.")
+    (root / "city/books.txt").unlink()
+    Indexer(emb, IndexOptions(chunk_size=64)).sync(root, idx)
+    s = Searcher(idx, emb)
+    assert "pets/cats.txt" not in paths(s.search("sleeps", mode="bm25"))
+    assert "pets/cats.txt" in paths(s.search("fish", mode="bm25"))
+    assert "city/books.txt" not in paths(s.search("book", mode="bm25"))
+    n_fts = s.store.db.execute("select count(*) from chunks_fts").fetchone()[0]
+    assert n_fts == s.store.chunk_count()
+
+
+def test_filters_apply_before_ranking_and_still_return_k(index):
+    root, idx, emb = index
+    s = Searcher(idx, emb)
+    for mode in ("dense", "bm25", "hybrid"):
+        res = s.search("cat dog car", k=2, mode=mode, flt=Filter(path_glob="city/*"))
+        assert len(res) == 2 and all(p.startswith("city/") for p in paths(res)), mode
+    md = s.search("bird", k=5, mode="dense", flt=Filter(suffixes=(".md",)))
+    assert sorted(paths(md)) == ["nature/birds.md", "pets/dogs.md"]
+    old = time.time() - 3600
+    os.utime(root / "pets/cats.txt", (old, old))
+    Indexer(emb, IndexOptions(chunk_size=64)).sync(root, idx)
+    s = Searcher(idx, emb)
+    recent = s.search("cat", k=10, mode="dense", flt=Filter(modified_after=time.time() - 600))
+    assert "pets/cats.txt" not in paths(recent) and len(recent) == len(DOCS) - 1
+    assert s.search("cat", mode="hybrid", flt=Filter(path_glob="nothing/*")) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"unbalanced quote',
+        "cat AND",
+        "NEAR(cat dog)",
+        "*",
+        "dog*",
+        "the of a",
+        "OR OR",
+        "x" * 5000,
+        "café ü",
+        "-cat",
+        "col:cat",
+        "'; drop table chunks; --",
+    ],
+)
+def test_awkward_queries_never_reach_sqlite_as_syntax(index, query):
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    for mode in ("bm25", "hybrid", "dense"):
+        res = s.search(query, k=3, mode=mode)
+        assert isinstance(res, list)
+    assert s.store.chunk_count() == len(DOCS)
+
+
+def test_stop_words_only_still_match(index):
+    _, idx, emb = index
+    assert Searcher(idx, emb).search("the", mode="bm25")  # "the" occurs; OR + bm25 ranks it
+
+
+def test_clear_errors(index, tokenizer):
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    with pytest.raises(EmptyInputError):
+        s.search("   ")
+    with pytest.raises(ConfigError, match="unknown search mode"):
+        s.search("cat", mode="semantic")
+    with pytest.raises(IndexMismatchError, match="built with embedder"):
+        Searcher(idx, FakeEmbedder(tokenizer, salt="other"))
+    assert fts_query("!!!") is None and fts_query('a "b"') == '"a" OR "b"'
+
+
+def test_results_carry_offsets_and_chunk_text(index):
+    root, idx, emb = index
+    r = Searcher(idx, emb).search("fish", k=1, mode="bm25")[0]
+    assert (root / r.path).read_text()[r.start : r.end] == r.text and r.ordinal == 0
+    assert np.isfinite(r.score)
+
+
+def test_langchain_retriever_sync_and_async(index):
+    import asyncio
+
+    from langchain_core.documents import Document
+
+    from retriever.langchain_retriever import TPRetriever
+
+    _, idx, emb = index
+    r = TPRetriever(searcher=Searcher(idx, emb), k=2, mode="bm25")
+    docs = r.invoke("car road")
+    assert all(isinstance(d, Document) for d in docs) and len(docs) == 2
+    assert docs[0].metadata["source"] == "city/roads.txt" and "bm25" in docs[0].metadata["scores"]
+    adocs = asyncio.run(r.ainvoke("car road"))
+    assert [d.page_content for d in adocs] == [d.page_content for d in docs]
+    filtered = TPRetriever(
+        searcher=Searcher(idx, emb), k=3, mode="dense", filter=Filter(path_glob="pets/*")
+    ).invoke("car")
+    assert {d.metadata["source"] for d in filtered} <= {"pets/cats.txt", "pets/dogs.md"}

@@ -135,9 +135,9 @@ class Backbone:
         pst_vector: torch.Tensor | None,
         tp_range: tuple[int, int] | None,
         output_layers: Iterable[int],
-        pooler: Callable[[torch.Tensor, Batch], torch.Tensor],
-    ) -> dict[int, torch.Tensor]:
-        """One forward pass; returns ``{output_layer: pooled [B, H] float32}``.
+        poolers: dict[str, Callable[[torch.Tensor, Batch], torch.Tensor]],
+    ) -> dict[tuple[int, str], torch.Tensor]:
+        """One forward pass; returns ``{(output_layer, pooler name): [B, H] float32}``.
 
         Args:
             batch: left-padded inputs.
@@ -145,7 +145,8 @@ class Backbone:
             tp_range: ``(tp_start, tp_exit)``: TP before each layer in that half-open range, or
                 None for vanilla.
             output_layers: transformers ``hidden_states`` indices to pool (1..num_layers).
-            pooler: maps a [B, T, H] hidden state and the batch to [B, H].
+            poolers: named functions mapping a [B, T, H] hidden state and the batch to [B, H];
+                every one is applied to every output layer.
         """
         wanted = sorted(set(output_layers))
         if not wanted or wanted[0] < 1 or wanted[-1] > self.num_layers:
@@ -166,13 +167,18 @@ class Backbone:
         # positions need this; for RoPE models it changes nothing).
         position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
 
-        out: dict[int, torch.Tensor] = {}
+        out: dict[tuple[int, str], torch.Tensor] = {}
+
+        def pool(layer: int, hidden: torch.Tensor) -> None:
+            for name, fn in poolers.items():
+                out[(layer, name)] = fn(hidden, batch).float()
+
         handles = []
         stop_at = wanted[-1] if wanted[-1] < self.num_layers else None
 
         def record(layer: int):
             def hook(_module, _args, output):
-                out[layer] = pooler(_hidden(output), batch).float()
+                pool(layer, _hidden(output))
                 if layer == stop_at:
                     raise _EarlyExit
 
@@ -208,7 +214,7 @@ class Backbone:
                     use_cache=False,
                 )
                 if self.num_layers in wanted:
-                    out[self.num_layers] = pooler(result.last_hidden_state, batch).float()
+                    pool(self.num_layers, result.last_hidden_state)
             except _EarlyExit:
                 pass
         finally:

@@ -208,8 +208,10 @@ def eval_sts(data, split, tasks, as_json, **kw):
     def encode(sentences):
         out = embedder.encode_grid(sentences, [None, rng], [c.output_layer], show_progress_bar=True)
         return {
-            f"{label} vanilla L{c.output_layer}": out[(None, c.output_layer)],
-            f"{label} TP[{rng[0]},{rng[1]}) L{c.output_layer}": out[(rng, c.output_layer)],
+            f"{label} vanilla L{c.output_layer}": out[(None, c.output_layer, c.pooling)],
+            f"{label} TP[{rng[0]},{rng[1]}) L{c.output_layer}": out[
+                (rng, c.output_layer, c.pooling)
+            ],
         }
 
     t = time.perf_counter()

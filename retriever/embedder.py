@@ -243,23 +243,27 @@ class TPEmbedder:
         sentences: Sequence[str],
         tp_ranges: Iterable[tuple[int, int] | None],
         output_layers: Iterable[int],
-        pooling: str | None = None,
+        poolings: Sequence[str] | None = None,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
         normalize_embeddings: bool | None = None,
-    ) -> dict[tuple[tuple[int, int] | None, int], np.ndarray]:
-        """Embed under several TP ranges, reading every output layer from the same pass.
+    ) -> dict[tuple[tuple[int, int] | None, int, str], np.ndarray]:
+        """Embed under several TP ranges, output layers and poolings with few forward passes.
 
-        One forward pass per (TP range, template, batch) yields all requested output layers,
-        which is what makes ``tpr tune`` affordable. ``None`` in ``tp_ranges`` means vanilla;
-        the TP prompt layout (with <PST>) is used for ranges and the vanilla layout for None.
+        One forward pass per (TP range, template, batch) yields every requested output layer
+        and pooling at once, which is what makes ``tpr tune`` and the evaluations affordable.
+        ``None`` in ``tp_ranges`` means vanilla (the prompt without <PST>).
 
         Returns:
-            ``{(tp_range, output_layer): [N, H] float32}`` in input order.
+            ``{(tp_range, output_layer, pooling): [N, H] float32}`` in input order.
         """
         texts = self._texts(sentences)
         layers = sorted(set(output_layers))
-        pooler = POOLERS[pooling or self.config.pooling]
+        names = list(poolings or [self.config.pooling])
+        for name in names:
+            if name not in POOLERS:
+                raise ConfigError(f"unknown pooling {name!r}; choose {' or '.join(POOLERS)}")
+        poolers = {name: POOLERS[name] for name in names}
         bs = batch_size or self.config.batch_size
         normalize = self.config.normalize if normalize_embeddings is None else normalize_embeddings
         ranges = list(tp_ranges)
@@ -267,7 +271,11 @@ class TPEmbedder:
         total_steps = len(ranges) * len(self.templates) * (-(-len(texts) // bs))
         bar = _progress(total_steps, show_progress_bar)
         for rng in ranges:
-            acc = {layer: np.zeros((len(texts), self.dimension), np.float32) for layer in layers}
+            acc = {
+                (layer, name): np.zeros((len(texts), self.dimension), np.float32)
+                for layer in layers
+                for name in names
+            }
             for tpl_text in self.config.templates():
                 tpl = parse_template(tpl_text, tp=rng is not None)
                 prompter = PromptTokenizer(
@@ -276,13 +284,13 @@ class TPEmbedder:
                 encoded = [prompter.encode(t) for t in texts]
                 pst = self._pst_for(rng)
                 for idx, batch in make_batches(encoded, bs, self._pad_id):
-                    out = self.backbone.run(batch, pst, rng, layers, pooler)
-                    for layer in layers:
-                        acc[layer][idx] += out[layer].cpu().numpy()
+                    out = self.backbone.run(batch, pst, rng, layers, poolers)
+                    for key, value in out.items():
+                        acc[key][idx] += value.cpu().numpy()
                     bar.update(1)
-            for layer in layers:
-                v = acc[layer] / len(self.templates)
-                results[(rng, layer)] = _normalize(v) if normalize else v
+            for (layer, name), total in acc.items():
+                v = total / len(self.templates)
+                results[(rng, layer, name)] = _normalize(v) if normalize else v
         bar.close()
         return results
 
@@ -331,7 +339,7 @@ class TPEmbedder:
             batch_size=batch_size,
             show_progress_bar=show_progress_bar,
             normalize_embeddings=normalize_embeddings,
-        )[(rng, c.output_layer)]
+        )[(rng, c.output_layer, c.pooling)]
         return out[0] if single else out
 
 

@@ -59,7 +59,12 @@ def tune(
         out = embedder.encode_grid(
             sentences, grid, output_layers, show_progress_bar=show_progress_bar
         )
-        return {key: v for key, v in out.items() if key[0] is None or key[0][1] <= key[1]}
+        # Keys become (range, layer); a layer before tp_exit never sees the full TP range.
+        return {
+            (rng, layer): v
+            for (rng, layer, _pooling), v in out.items()
+            if rng is None or rng[1] <= layer
+        }
 
     table = evaluate(tasks, encode)
     rows = [(prompt_name, rng, layer, scores["avg"]) for (rng, layer), scores in table.items()]

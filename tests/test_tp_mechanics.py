@@ -106,8 +106,9 @@ def test_tp_changes_the_embedding_but_not_tokens_before_pst(arch, tiny_models, t
     from retriever.batching import make_batches
 
     ((_, batch),) = make_batches([enc], 1, 0)
-    with_tp = bb.run(batch, emb.pst_vector, (1, 4), [5], lambda h, b: h.flatten(1))[5]
-    no_tp = bb.run(batch, emb.pst_vector, None, [5], lambda h, b: h.flatten(1))[5]
+    flat = {"all": lambda h, b: h.flatten(1)}  # every position, not pooled
+    with_tp = bb.run(batch, emb.pst_vector, (1, 4), [5], flat)[(5, "all")]
+    no_tp = bb.run(batch, emb.pst_vector, None, [5], flat)[(5, "all")]
     before = enc.pst * bb.hidden_size
     # Causal attention: positions before <PST> never see it, so TP cannot change them ...
     torch.testing.assert_close(with_tp[:, :before], no_tp[:, :before], atol=1e-6, rtol=0)

@@ -14,15 +14,18 @@ TEXTS = ["A man plays a guitar.", "A woman slices an onion.", "The cat sat on th
 def test_grid_equals_separate_encodes(tiny_models, tokenizer):
     model = tiny_models("gemma3")
     grid_emb = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=3))
-    grid = grid_emb.encode_grid(TEXTS, [None, (1, 3), (0, 2)], [3, 4, 6])
-    for (rng, layer), got in grid.items():
+    # One pass per range gives every (layer, pooling); each must equal its own run.
+    grid = grid_emb.encode_grid(TEXTS, [None, (1, 3), (0, 2)], [3, 4, 6], ["last", "mean"])
+    assert len(grid) == 3 * 3 * 2
+    for (rng, layer, pooling), got in grid.items():
         cfg = EmbedderConfig(
             tp=rng is not None,
             output_layer=layer,
+            pooling=pooling,
             **({"tp_start": rng[0], "tp_exit": rng[1]} if rng else {}),
         )
         want = TPEmbedder(model, tokenizer, cfg).encode(TEXTS)
-        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=str((rng, layer)))
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=str((rng, layer, pooling)))
 
 
 def test_tune_scores_vanilla_and_only_valid_layers(tiny_models, tokenizer):

@@ -595,3 +595,160 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, as_json):
         snippet = " ".join(r.text.split())
         click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
     click.echo(f"({mode}, {ms:.0f} ms including query embedding)", err=True)
+
+
+@eval_group.command("beir")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="BEIR folder (default: ../shared/data/scifact or $TPR_DATA_DIR/scifact).",
+)
+@click.option("--split", default="test", show_default=True, help="qrels split to report.")
+@click.option(
+    "--tune-split",
+    default="train",
+    show_default=True,
+    help="qrels split on which the hybrid weight is chosen.",
+)
+@click.option(
+    "--limit-docs",
+    type=int,
+    default=None,
+    help="Keep judged docs plus random others up to N (quick runs).",
+)
+@click.option(
+    "--vanilla/--no-vanilla",
+    default=False,
+    show_default=True,
+    help="Also run the vanilla prompt (one more pass over the corpus).",
+)
+@click.option(
+    "--minilm/--no-minilm",
+    default=True,
+    show_default=True,
+    help="Measure all-MiniLM-L6-v2 in the same run (if installed).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Vector cache (default: the model cache dir /eval).",
+)
+@embedder_options
+@click.option("--json", "as_json", is_flag=True)
+def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_json, **kw):
+    """nDCG@10 / recall@100 / MRR@10 for BM25, TP (last, mean), MiniLM and hybrids."""
+    from . import beir
+    from .models import cache_dir
+    from .sts import default_data_dir
+
+    data = data or default_data_dir() / "scifact"
+    ds = beir.load(data, limit_docs)
+    cache = cache or cache_dir() / "eval"
+    test_q, train_q = ds.split_queries(split), ds.split_queries(tune_split)
+    doc_ids, docs = list(ds.corpus), list(ds.corpus.values())
+    click.echo(
+        f"{data.name}: {len(docs)} docs, {len(test_q)} {split} queries, "
+        f"{len(train_q)} {tune_split} queries",
+        err=True,
+    )
+    t = time.perf_counter()
+    bm25 = beir.BM25(ds.corpus)
+    runs = {"bm25": (bm25.run(test_q), bm25.run(train_q))}
+    click.echo(f"bm25 ready in {time.perf_counter() - t:.0f}s", err=True)
+
+    embedder = _load(_config(kw))
+    c = embedder.config
+    rngs = [(c.tp_start, c.tp_exit)] + ([None] if vanilla else [])
+    key = f"{embedder.fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
+
+    def grid(texts, what):
+        t0 = time.perf_counter()
+        out = embedder.encode_grid(
+            texts, rngs, [c.output_layer], ["last", "mean"], show_progress_bar=not as_json
+        )
+        click.echo(f"{what}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s", err=True)
+        return out
+
+    names = {}
+    for rng in rngs:
+        for pool in ("last", "mean"):
+            label = "TP" if rng else "vanilla"
+            names[(rng, c.output_layer, pool)] = f"{c.model} {label} {pool}"
+    doc_grid: dict = {}
+
+    def doc_vectors(k):
+        def compute():
+            if not doc_grid:
+                doc_grid.update(grid(docs, "documents"))
+            return doc_grid[k]
+
+        tag = f"{'tp' if k[0] else 'vanilla'}-{k[2]}"
+        return beir.cached_vectors(cache, f"{key}-{tag}", compute)
+
+    q_grid = grid(list(test_q.values()) + list(train_q.values()), "queries")
+    n_test = len(test_q)
+    for k, name in names.items():
+        dv = doc_vectors(k)
+        qv = q_grid[k]
+        runs[name] = (
+            beir.dense_run(doc_ids, dv, test_q, qv[:n_test]),
+            beir.dense_run(doc_ids, dv, train_q, qv[n_test:]),
+        )
+    dense_for_hybrid = [
+        names[(rngs[0], c.output_layer, "last")],
+        names[(rngs[0], c.output_layer, "mean")],
+    ]
+    if minilm:
+        try:
+            from .baselines import MiniLM
+
+            m = MiniLM()
+            t0 = time.perf_counter()
+            dv = beir.cached_vectors(
+                cache,
+                f"minilm-{m.fingerprint[:16]}-{ds.corpus_hash()}",
+                lambda: m.encode(docs, show_progress_bar=not as_json),
+            )
+            qv = m.encode(list(test_q.values()) + list(train_q.values()))
+            click.echo(f"minilm: {time.perf_counter() - t0:.0f}s", err=True)
+            runs["minilm"] = (
+                beir.dense_run(doc_ids, dv, test_q, qv[:n_test]),
+                beir.dense_run(doc_ids, dv, train_q, qv[n_test:]),
+            )
+            dense_for_hybrid.append("minilm")
+        except TPRError as e:
+            click.echo(f"skipping MiniLM: {e}", err=True)
+
+    rows, chosen = [], {}
+    for name, (test_run, _) in runs.items():
+        rows.append({"system": name, **beir.metrics(test_run, ds.qrels[split])})
+    for name in dense_for_hybrid:
+        w, tune_grid = beir.choose_weight(runs[name][1], runs["bm25"][1], ds.qrels[tune_split])
+        chosen[name] = {"weight": w, "train_ndcg@10": tune_grid}
+        fused = beir.fuse(runs[name][0], runs["bm25"][0], w)
+        rows.append(
+            {"system": f"hybrid RRF({name} x{w}, bm25)", **beir.metrics(fused, ds.qrels[split])}
+        )
+        fused_eq = beir.fuse(runs[name][0], runs["bm25"][0], 1.0)
+        rows.append(
+            {"system": f"hybrid RRF({name} x1.0, bm25)", **beir.metrics(fused_eq, ds.qrels[split])}
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "data": str(data),
+                    "docs": len(docs),
+                    "split": split,
+                    "rows": rows,
+                    "hybrid_weights": chosen,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(beir.format_table(rows, {"bm25": 66.5, "minilm": 64.51}))
+    for name, info in chosen.items():
+        click.echo(f"hybrid weight for {name}: {info['weight']} (chosen on {tune_split})")

@@ -80,6 +80,23 @@ def fts_query(query: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
 
 
+def rrf(
+    ranked: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion: ``sum_i w_i / (RRF_K + rank_i)``, best first.
+
+    Args:
+        ranked: per side (e.g. "dense", "bm25"), ids with scores, best first.
+        weights: per side; missing sides weigh 1.0.
+    """
+    w = weights or {}
+    fused: dict[int, float] = {}
+    for side, hits in ranked.items():
+        for rank, (cid, _) in enumerate(hits, start=1):
+            fused[cid] = fused.get(cid, 0.0) + w.get(side, 1.0) / (RRF_K + rank)
+    return sorted(fused.items(), key=lambda x: -x[1])
+
+
 class Searcher:
     """Searches one index with the embedder it was built with.
 
@@ -224,12 +241,7 @@ class Searcher:
         if mode != "hybrid":
             order = [(cid, s) for cid, s in ranked[mode][:k]]
         else:
-            w = {"dense": 1.0, "bm25": 1.0, **(weights or {})}
-            fused: dict[int, float] = {}
-            for side, hits in ranked.items():
-                for rank, (cid, _) in enumerate(hits, start=1):
-                    fused[cid] = fused.get(cid, 0.0) + w[side] / (RRF_K + rank)
-            order = sorted(fused.items(), key=lambda x: -x[1])[:k]
+            order = rrf(ranked, weights)[:k]
         return self._results(order, ranked)
 
     def _results(self, order, ranked) -> list[Result]:

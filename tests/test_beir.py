@@ -1,0 +1,103 @@
+"""BEIR evaluation: metrics against hand-computed values, loading, BM25, fusion, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from retriever import beir
+from retriever.cli import cli
+
+
+def test_metrics_by_hand():
+    qrels = {"q1": {"a": 1, "b": 1}, "q2": {"c": 1}}
+    run = {"q1": [("x", 0), ("a", 0), ("b", 0)], "q2": [("y", 0)]}
+    dcg = 1 / math.log2(3) + 1 / math.log2(4)
+    idcg = 1 + 1 / math.log2(3)
+    assert beir.ndcg_at(run, qrels) == pytest.approx(100 * (dcg / idcg + 0) / 2)
+    assert beir.recall_at(run, qrels) == pytest.approx(50.0)
+    assert beir.mrr_at(run, qrels) == pytest.approx(100 * (0.5 + 0) / 2)
+
+
+@pytest.fixture
+def data(tmp_path):
+    docs = {
+        "d1": ("Cats", "Cats purr and sleep all day."),
+        "d2": ("Dogs", "Dogs bark at the mail carrier."),
+        "d3": ("Fish", "Fish swim in cold water."),
+        "d4": ("Birds", "Birds sing at dawn in the trees."),
+    }
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in docs.items())
+    )
+    qs = {"1": "why do cats purr", "2": "dogs barking", "3": "water fish", "4": "bird song"}
+    (tmp_path / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "text": v}) for k, v in qs.items())
+    )
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels/test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\r\n1\td1\t1\r\n2\td2\t1\r\n"
+    )
+    (tmp_path / "qrels/train.tsv").write_text("query-id\tcorpus-id\tscore\n3\td3\t1\n4\td4\t1\n")
+    return tmp_path
+
+
+def test_load_and_bm25(data):
+    ds = beir.load(data)
+    assert ds.corpus["d1"].startswith("Cats\n\nCats purr") and set(ds.qrels) == {"test", "train"}
+    assert list(ds.split_queries("test")) == ["1", "2"]
+    run = beir.BM25(ds.corpus).run(ds.split_queries("test"))
+    assert run["1"][0][0] == "d1" and run["2"][0][0] == "d2"
+    assert beir.metrics(run, ds.qrels["test"])["ndcg@10"] == pytest.approx(100.0)
+    small = beir.load(data, limit_docs=2)
+    assert set(small.corpus) == {"d1", "d2", "d3", "d4"}  # judged docs are always kept
+
+
+def test_weight_zero_fusion_is_bm25_order():
+    bm25 = {"q": [("a", 3.0), ("b", 2.0), ("c", 1.0)]}
+    dense = {"q": [("c", 0.9), ("b", 0.5), ("a", 0.1)]}
+    assert [d for d, _ in beir.fuse(dense, bm25, 0.0)["q"]] == ["a", "b", "c"]
+    assert [d for d, _ in beir.fuse(dense, bm25, 10.0)["q"]] == ["c", "b", "a"]
+    qrels = {"q": {"a": 1}}
+    w, grid = beir.choose_weight(dense, bm25, qrels)
+    assert w == 0.0 and grid[0.0] == pytest.approx(100.0)
+
+
+def test_cached_vectors_never_pickle(tmp_path):
+    import numpy as np
+
+    calls = []
+    v = beir.cached_vectors(tmp_path, "k", lambda: calls.append(1) or np.ones((2, 3)))
+    again = beir.cached_vectors(tmp_path, "k", lambda: calls.append(1) or np.zeros((2, 3)))
+    assert calls == [1] and (again == v).all()
+
+
+def test_eval_beir_cli(data, tiny_model_dir, tmp_path):
+    r = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "beir",
+            "--data",
+            str(data),
+            "--model",
+            str(tiny_model_dir),
+            "--tp-exit",
+            "3",
+            "--no-minilm",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    systems = {row["system"]: row for row in out["rows"]}
+    assert systems["bm25"]["ndcg@10"] == pytest.approx(100.0)
+    assert any(s.startswith("hybrid RRF(") for s in systems)
+    assert any(s.endswith("TP last") for s in systems) and any(
+        s.endswith("TP mean") for s in systems
+    )

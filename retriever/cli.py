@@ -315,16 +315,16 @@ def _index_option(f):
     return click.option(
         "--index",
         "index_dir",
-        type=click.Path(path_type=Path),
         default=None,
-        help="Index directory (default: $TPR_INDEX or ~/.local/share/tp-retriever/index).",
+        help="Index directory, or a bare NAME for ~/.local/share/tp-retriever/indexes/NAME "
+        "(default: $TPR_INDEX, else the index named 'default').",
     )(f)
 
 
-def _index_dir(index_dir: Path | None) -> Path:
-    from .store import default_index_dir
+def _index_dir(index_dir: str | None) -> Path:
+    from .store import resolve_index
 
-    return index_dir or default_index_dir()
+    return resolve_index(index_dir)
 
 
 @cli.command()
@@ -533,14 +533,16 @@ def demo(out, index_dir, **kw):
 
     n = write_python_docs(out)
     click.echo(f"wrote {n} Python language-reference topics to {out}")
-    index_dir = index_dir or _index_dir(None).parent / "python-docs"
+    index_dir = _index_dir(index_dir or "python-docs")
     embedder = _load(_config(kw))
     r = Indexer(embedder).sync(out, index_dir, progress=True)
     click.echo(
         f"indexed into {index_dir}: added {r.added}, updated {r.updated}, unchanged "
         f"{r.unchanged}; {r.chunks} chunks in {r.seconds:.0f}s"
     )
-    click.echo(f"next: tpr info --index {index_dir}")
+    name = "python-docs" if index_dir == _index_dir("python-docs") else str(index_dir)
+    click.echo(f'next: tpr search "how does the with statement work" --index {name}')
+    click.echo(f"      streamlit run ui/app.py -- --index {index_dir}")
 
 
 @cli.command()

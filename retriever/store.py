@@ -48,12 +48,27 @@ class IndexNotFoundError(IndexError_):
     """No index at that path."""
 
 
-def default_index_dir() -> Path:
-    """``$TPR_INDEX``, else ``$XDG_DATA_HOME/tp-retriever/index`` (``~/.local/share/...``)."""
-    if os.environ.get("TPR_INDEX"):
-        return Path(os.environ["TPR_INDEX"]).expanduser()
+def indexes_home() -> Path:
+    """Where named indexes live: ``$TPR_HOME/indexes`` (default ``~/.local/share/tp-retriever``,
+    or under ``$XDG_DATA_HOME``)."""
+    if os.environ.get("TPR_HOME"):
+        return Path(os.environ["TPR_HOME"]).expanduser() / "indexes"
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "tp-retriever" / "index"
+    return Path(base) / "tp-retriever" / "indexes"
+
+
+def resolve_index(name_or_path: str | Path | None) -> Path:
+    """An index directory from a path, a bare name (under :func:`indexes_home`) or None.
+
+    None means ``$TPR_INDEX`` if set, else the index named ``default``.
+    """
+    if name_or_path is None:
+        env = os.environ.get("TPR_INDEX")
+        return Path(env).expanduser() if env else indexes_home() / "default"
+    text = str(name_or_path)
+    if "/" in text or text.startswith(".") or Path(text).exists():
+        return Path(text).expanduser()
+    return indexes_home() / text
 
 
 def now() -> str:

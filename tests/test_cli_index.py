@@ -85,3 +85,16 @@ def test_search_cli_all_modes(tmp_path, tiny_model_dir):
     assert r.exit_code == 0 and "a.txt" not in r.stdout
     r = run("search", "  ", "--index", idx, "--mode", "bm25")
     assert r.exit_code == 1 and "query is empty" in r.output
+
+
+def test_index_names_and_paths(tmp_path, monkeypatch):
+    from retriever.store import resolve_index
+
+    monkeypatch.setenv("TPR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TPR_INDEX", raising=False)
+    assert resolve_index(None) == tmp_path / "home/indexes/default"
+    assert resolve_index("python-docs") == tmp_path / "home/indexes/python-docs"
+    assert resolve_index(str(tmp_path / "x")) == tmp_path / "x"
+    assert resolve_index("./rel") == resolve_index("./rel")  # a relative path stays a path
+    monkeypatch.setenv("TPR_INDEX", str(tmp_path / "env"))
+    assert resolve_index(None) == tmp_path / "env"

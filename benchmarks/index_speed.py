@@ -1,0 +1,72 @@
+"""Indexing speed on SciFact through the real indexer (files on disk -> SQLite + FAISS).
+
+Writes the SciFact corpus (title + abstract, one file per document) into a temporary folder,
+indexes it with the default model, and reports wall time, chunks/s, the share of time spent
+outside the model (target < 10%), peak RSS (target: bounded: indexing streams files and commits
+groups, it does not hold the corpus or all vectors in memory), and a second run on the
+unchanged folder (target < 5 s).
+
+    python benchmarks/index_speed.py [--data ../shared/data/scifact] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from retriever import EmbedderConfig, TPEmbedder
+from retriever.indexer import Indexer, IndexOptions
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
+    ap.add_argument("--limit", type=int, default=None, help="First N documents only.")
+    ap.add_argument("--model", default="gemma3-270m")
+    ap.add_argument("--chunk-size", type=int, default=256)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, index = Path(tmp) / "docs", Path(tmp) / "index"
+        root.mkdir()
+        n = 0
+        with (args.data / "corpus.jsonl").open() as f:
+            for line in f:
+                d = json.loads(line)
+                (root / f"{d['_id']}.txt").write_text(f"{d['title']}\n\n{d['text']}\n")
+                n += 1
+                if args.limit and n >= args.limit:
+                    break
+        t = time.perf_counter()
+        embedder = TPEmbedder.load(EmbedderConfig(model=args.model))
+        load_s = time.perf_counter() - t
+        rss_loaded = rss_mib()
+        indexer = Indexer(embedder, IndexOptions(chunk_size=args.chunk_size))
+        first = indexer.sync(root, index)
+        rss_indexed = rss_mib()
+        again = indexer.sync(root, index)
+        db_mib = (index / "index.db").stat().st_size / 2**20
+
+    outside = 1 - first.embed_seconds / first.seconds
+    print(f"documents: {n} (SciFact corpus{'' if not args.limit else f', first {args.limit}'})")
+    print(f"model load: {load_s:.1f}s; peak RSS after load {rss_loaded:.0f} MiB\n")
+    print("| run | files | chunks | wall s | chunks/s | model s | outside model | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| first | {first.added} | {first.chunks} | {first.seconds:.1f} | "
+          f"{first.chunks_per_second:.2f} | {first.embed_seconds:.1f} | {outside:.1%} | "
+          f"{rss_indexed:.0f} |")
+    print(f"| unchanged re-run | {again.unchanged} | {again.chunks} | {again.seconds:.2f} | - | "
+          f"{again.embed_seconds:.1f} | - | {rss_mib():.0f} |")
+    print(f"\nindex.db: {db_mib:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -95,6 +96,6 @@ def test_index_names_and_paths(tmp_path, monkeypatch):
     assert resolve_index(None) == tmp_path / "home/indexes/default"
     assert resolve_index("python-docs") == tmp_path / "home/indexes/python-docs"
     assert resolve_index(str(tmp_path / "x")) == tmp_path / "x"
-    assert resolve_index("./rel") == resolve_index("./rel")  # a relative path stays a path
+    assert resolve_index("./rel") == Path("./rel")  # a relative path stays a path
     monkeypatch.setenv("TPR_INDEX", str(tmp_path / "env"))
     assert resolve_index(None) == tmp_path / "env"

@@ -208,6 +208,9 @@ class Searcher:
         flt: Filter | None = None,
         fetch_k: int = 50,
         weights: dict[str, float] | None = None,
+        mmr: bool = False,
+        lambda_mult: float = 0.5,
+        min_score: float | None = None,
     ) -> list[Result]:
         """Top-k chunks for ``query`` (thread-safe).
 
@@ -218,14 +221,23 @@ class Searcher:
             flt: restricts the candidates before ranking.
             fetch_k: candidates taken from each side before fusion (hybrid).
             weights: RRF weights, default ``{"dense": 1.0, "bm25": 1.0}``.
+            mmr: re-rank the ``fetch_k`` candidates by maximal marginal relevance (needs the
+                embedder): each pick maximises ``lambda * sim(query) - (1 - lambda) * max
+                sim(already picked)`` over the stored chunk vectors.
+            lambda_mult: 1 = pure relevance, 0 = pure diversity.
+            min_score: drop results below this score, on the mode's own scale: cosine
+                similarity for dense (-1..1), BM25 for bm25 (>= 0, unbounded), the RRF score
+                for hybrid (at most ``sum(weights) / 61``).
 
         Raises:
             EmptyInputError: empty query. ConfigError: unknown mode or bad k.
         """
         with self._lock:  # one SQLite connection and one FAISS index, shared by threads
-            return self._search(query, k, mode, flt, fetch_k, weights)
+            return self._search(query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score)
 
-    def _search(self, query, k, mode, flt, fetch_k, weights) -> list[Result]:
+    def _search(
+        self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score
+    ) -> list[Result]:
         if not query or not query.strip():
             raise EmptyInputError("the query is empty; type something to search for")
         if mode not in MODES:
@@ -234,15 +246,45 @@ class Searcher:
             raise ConfigError("k must be at least 1")
         allowed = self.allowed_ids(flt or Filter())
         ranked: dict[str, list[tuple[int, float]]] = {}
+        if mmr and self.embedder is None:
+            raise ConfigError("MMR needs the embedder: open the Searcher with one")
+        depth = max(k, fetch_k) if (mode == "hybrid" or mmr) else k
         if mode in ("dense", "hybrid"):
-            ranked["dense"] = self.dense(query, k if mode == "dense" else max(k, fetch_k), allowed)
+            ranked["dense"] = self.dense(query, depth, allowed)
         if mode in ("bm25", "hybrid"):
-            ranked["bm25"] = self.bm25(query, k if mode == "bm25" else max(k, fetch_k), allowed)
-        if mode != "hybrid":
-            order = [(cid, s) for cid, s in ranked[mode][:k]]
-        else:
-            order = rrf(ranked, weights)[:k]
+            ranked["bm25"] = self.bm25(query, depth, allowed)
+        order = ranked[mode] if mode != "hybrid" else rrf(ranked, weights)
+        if min_score is not None:
+            order = [(cid, s) for cid, s in order if s >= min_score]
+        order = self._mmr(query, order, k, lambda_mult) if mmr else order[:k]
         return self._results(order, ranked)
+
+    def _vectors(self, ids: list[int]) -> np.ndarray:
+        rows = dict(
+            self.store.db.execute(
+                f"select id, vector from chunks where id in ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        )
+        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+
+    def _mmr(
+        self, query: str, order: list[tuple[int, float]], k: int, lam: float
+    ) -> list[tuple[int, float]]:
+        if not order:
+            return []
+        ids = [cid for cid, _ in order]
+        vecs = self._vectors(ids)
+        rel = vecs @ self.embedder.encode(query).astype(np.float32)
+        sim = vecs @ vecs.T
+        picked: list[int] = []
+        left = list(range(len(ids)))
+        while left and len(picked) < k:
+            redundancy = sim[np.ix_(left, picked)].max(1) if picked else np.zeros(len(left))
+            gain = lam * rel[left] - (1 - lam) * redundancy
+            best = left[int(np.argmax(gain))]
+            picked.append(best)
+            left.remove(best)
+        return [order[i] for i in picked]
 
     def _results(self, order, ranked) -> list[Result]:
         if not order:

@@ -170,3 +170,36 @@ def test_langchain_retriever_sync_and_async(index):
         searcher=Searcher(idx, emb), k=3, mode="dense", filter=Filter(path_glob="pets/*")
     ).invoke("car")
     assert {d.metadata["source"] for d in filtered} <= {"pets/cats.txt", "pets/dogs.md"}
+
+
+def test_mmr_diversifies(tmp_path, tokenizer):
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    root.mkdir()
+    # Three near-duplicates about cats and one cat+sea document.
+    for i in range(3):
+        (root / f"dup{i}.txt").write_text("cat cat cat cat" + " cat" * i)
+    (root / "mixed.txt").write_text("cat sea sea")
+    emb = FakeEmbedder(tokenizer)
+    Indexer(emb, IndexOptions(chunk_size=64)).sync(root, idx)
+    s = Searcher(idx, emb)
+    plain = paths(s.search("cat sea", k=2, mode="dense"))
+    assert "mixed.txt" in plain  # most relevant alone
+    top_plain = paths(s.search("cat", k=2, mode="dense"))
+    assert all(p.startswith("dup") for p in top_plain)  # relevance alone: two duplicates
+    diverse = paths(s.search("cat", k=2, mode="dense", mmr=True, lambda_mult=0.3))
+    assert diverse[0].startswith("dup") and diverse[1] == "mixed.txt"
+    pure = paths(s.search("cat", k=2, mode="dense", mmr=True, lambda_mult=1.0))
+    assert all(p.startswith("dup") for p in pure)  # lambda 1 = relevance only (ties: any dup)
+    with pytest.raises(ConfigError, match="MMR needs the embedder"):
+        Searcher(idx).search("cat", mode="bm25", mmr=True)
+
+
+def test_min_score_uses_each_modes_scale(index):
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    dense = s.search("cat", k=10, mode="dense", min_score=0.5)
+    assert dense and all(r.scores["dense"] >= 0.5 for r in dense)
+    assert len(dense) < len(s.search("cat", k=10, mode="dense"))
+    assert s.search("cat", mode="bm25", min_score=1e9) == []
+    fused = s.search("cat", k=10, mode="hybrid", min_score=1.5 / 61)
+    assert all(r.scores["fused"] >= 1.5 / 61 for r in fused)

@@ -66,7 +66,10 @@ class TPRetriever(BaseRetriever):
 
     @classmethod
     def from_index(cls, index_dir, embedder=None, **kwargs) -> TPRetriever:
-        """Open ``index_dir``, loading the embedder it was built with when none is given."""
+        """Open an index (path or name), loading the embedder it was built with if none given."""
+        from .store import resolve_index
+
+        index_dir = resolve_index(index_dir)
         if embedder is None:
             from .embedder import EmbedderConfig, TPEmbedder
             from .store import Store

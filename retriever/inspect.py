@@ -1,0 +1,130 @@
+"""Nearest-neighbour inspection over an index: what the UI shows beside search results.
+
+Everything works from the stored vectors (SQLite) and the FAISS index; nothing is re-embedded.
+:func:`highlight` turns document text into *safe* markdown: every markdown and HTML character of
+the document is escaped, so a document can never inject links, images or markup into the page;
+only the query's words are then wrapped in ``**``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .search import Searcher
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape every character markdown or HTML could interpret."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def highlight(text: str, query: str) -> str:
+    """Escaped ``text`` with the query's words (case-insensitive, whole words) in bold."""
+    words = sorted(
+        {w for w in re.findall(r"\w+", query.lower()) if len(w) > 1}, key=len, reverse=True
+    )
+    if not words:
+        return escape_markdown(text)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        out.append(escape_markdown(text[last : m.start()]))
+        out.append("**" + escape_markdown(m.group(0)) + "**")
+        last = m.end()
+    out.append(escape_markdown(text[last:]))
+    return "".join(out)
+
+
+@dataclass
+class Neighbour:
+    chunk_id: int
+    path: str
+    ordinal: int
+    similarity: float
+    text: str
+
+
+def chunk_vector(searcher: Searcher, chunk_id: int) -> np.ndarray:
+    row = searcher.store.db.execute("select vector from chunks where id = ?", [chunk_id]).fetchone()
+    if row is None:
+        raise KeyError(f"no chunk {chunk_id} in this index")
+    return np.frombuffer(row[0], dtype=np.float32)
+
+
+def _rows(searcher: Searcher, ids: list[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
+    return {
+        r["id"]: r
+        for r in searcher.store.db.query(
+            "select c.id, c.ordinal, c.text, f.path from chunks c join files f on f.id = c.file_id "
+            f"where c.id in ({','.join('?' * len(ids))})",
+            ids,
+        )
+    }
+
+
+def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]:
+    """The k chunks most similar to ``chunk_id`` (itself excluded), by stored vectors."""
+    q = chunk_vector(searcher, chunk_id)[None]
+    index = searcher.faiss
+    scores, ids = index.search(q, min(k + 1, index.ntotal))
+    hits = [
+        (int(i), float(s))
+        for i, s in zip(ids[0], scores[0], strict=True)
+        if i >= 0 and i != chunk_id
+    ][:k]
+    rows = _rows(searcher, [i for i, _ in hits])
+    return [Neighbour(i, rows[i]["path"], rows[i]["ordinal"], s, rows[i]["text"]) for i, s in hits]
+
+
+def chunk_by_position(searcher: Searcher, path: str, ordinal: int) -> int | None:
+    row = searcher.store.db.execute(
+        "select c.id from chunks c join files f on f.id = c.file_id "
+        "where f.path = ? and c.ordinal = ?",
+        [path, ordinal],
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def context(searcher: Searcher, chunk_id: int, radius: int = 1) -> list[dict]:
+    """The chunk and its ``radius`` neighbours on each side in the same file, in order."""
+    row = searcher.store.db.execute(
+        "select file_id, ordinal from chunks where id = ?", [chunk_id]
+    ).fetchone()
+    if row is None:
+        return []
+    return [
+        dict(r)
+        for r in searcher.store.db.query(
+            "select id, ordinal, text from chunks where file_id = ? and ordinal between ? and ? "
+            "order by ordinal",
+            [row[0], row[1] - radius, row[1] + radius],
+        )
+    ]
+
+
+def near_duplicates(
+    searcher: Searcher, threshold: float = 0.95, limit: int = 50, per_chunk: int = 5
+) -> list[tuple[Neighbour, Neighbour]]:
+    """Pairs of different chunks whose cosine similarity is at least ``threshold``."""
+    pairs: dict[tuple[int, int], float] = {}
+    index = searcher.faiss
+    for ids, vecs in searcher.store.iter_vectors(batch=2048):
+        scores, found = index.search(np.ascontiguousarray(vecs), min(per_chunk + 1, index.ntotal))
+        for a, row_ids, row_s in zip(ids, found, scores, strict=True):
+            for b, s in zip(row_ids, row_s, strict=True):
+                if b >= 0 and b != a and s >= threshold:
+                    pairs[(min(int(a), int(b)), max(int(a), int(b)))] = float(s)
+    top = sorted(pairs.items(), key=lambda x: -x[1])[:limit]
+    rows = _rows(searcher, sorted({i for (a, b), _ in top for i in (a, b)}))
+
+    def n(i, s):
+        return Neighbour(i, rows[i]["path"], rows[i]["ordinal"], s, rows[i]["text"])
+
+    return [(n(a, s), n(b, s)) for (a, b), s in top]

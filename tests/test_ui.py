@@ -1,0 +1,97 @@
+"""The Streamlit app, driven with streamlit.testing (AppTest) over a real small index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+from retriever import TPEmbedder
+from retriever.indexer import Indexer, IndexOptions
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+
+
+@pytest.fixture
+def ui_index(tmp_path, tiny_model_dir, monkeypatch):
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    (docs / "cats.txt").write_text("The cat sat on the mat.\n\nA second cat paragraph here.")
+    (docs / "dogs.md").write_text("Dogs chase cars down the road.")
+    for i in range(4):
+        (docs / f"more{i}.txt").write_text(f"Filler document {i} about birds and trees.")
+    (docs / "evil.html").write_text(
+        "<p>Click ![img](http://evil.example/x.png) and [link](http://evil.example) "
+        "&lt;script&gt;alert(1)&lt;/script&gt; cat</p>"
+    )
+    (docs / "dup1.txt").write_text("Exactly the same words in two files.")
+    (docs / "dup2.txt").write_text("Exactly the same words in two files.")
+    (docs / "empty.txt").write_text("")
+    emb = TPEmbedder.load(model=str(tiny_model_dir), tp_exit=3)
+    Indexer(emb, IndexOptions(chunk_size=48, overlap=0)).sync(docs, idx)
+    monkeypatch.setenv("TPR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TPR_INDEX", str(idx))
+    return idx
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_no_index_explains_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("TPR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TPR_INDEX", raising=False)
+    at = run_app()
+    assert "tpr demo" in at.info[0].value
+
+
+def test_index_card_and_search_with_highlights(ui_index):
+    at = run_app()
+    card = at.sidebar.text[0].value
+    assert "fingerprint" in card and "files: 9 indexed, 1 skipped" in card
+    at.text_input(key="query").input("cat").run()
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    assert any("**cat**" in t for t in texts)
+    assert any(r"cats\.txt" in t for t in texts)  # paths are escaped too
+    at.radio(key="mode").set_value("bm25").run()
+    assert "bm25" in " ".join(m.value for m in at.markdown)
+
+
+def test_document_text_is_never_markup(ui_index):
+    at = run_app()
+    at.slider(key="k").set_value(20)
+    at.text_input(key="query").input("click cat").run()
+    bodies = [m.value for m in at.markdown if not m.value.startswith("**")]  # chunk texts
+    joined = " ".join(bodies)
+    assert "![img](" not in joined and "[link](" not in joined and "<script>" not in joined
+    assert r"\!\[img\]\(" in joined or r"\[link\]\(" in joined  # shown, escaped
+
+
+def test_neighbours_from_results_and_by_position(ui_index):
+    at = run_app()
+    at.text_input(key="query").input("cat").run()
+    assert at.selectbox(key="nn_pick").options
+    table = at.tabs[1].dataframe[0].value  # the Neighbours tab
+    assert len(table) == 5 and {"similarity", "path", "chunk", "text"} <= set(table.columns)
+    assert list(table["similarity"]) == sorted(table["similarity"], reverse=True)
+    at.radio(key="nn_source").set_value("By file and position").run()
+    at.text_input(key="nn_path").input("dogs.md").run()
+    assert "dogs.md" not in set(at.tabs[1].dataframe[0].value["path"])  # itself excluded
+    at.text_input(key="nn_path").input("missing.txt").run()
+    assert "No chunk 0 in missing.txt" in at.error[0].value
+
+
+def test_near_duplicates(ui_index):
+    at = run_app()
+    at.button(key="dup_go").click().run()
+    pairs = at.tabs[2].dataframe[0].value
+    assert len(pairs) >= 1
+    first = pairs.iloc[0]
+    assert {first["a"], first["b"]} == {"dup1.txt #0", "dup2.txt #0"}

@@ -1,0 +1,190 @@
+"""tp-retriever UI: search an index and inspect nearest neighbours.
+
+    streamlit run ui/app.py -- --index python-docs [--index ~/other/index]
+
+Only the indexes given with ``--index``, in ``$TPR_INDEX``, or named under
+``~/.local/share/tp-retriever/indexes`` are offered: the app reads no other folder. Document
+text is always escaped (never rendered as HTML or markdown); logic lives in ``retriever``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from retriever.embedder import EmbedderConfig, TPEmbedder
+from retriever.errors import TPRError
+from retriever.inspect import (
+    chunk_by_position,
+    context,
+    escape_markdown,
+    highlight,
+    near_duplicates,
+    neighbours,
+)
+from retriever.search import Filter, Searcher
+from retriever.store import Store, indexes_home, resolve_index
+
+
+def configured_indexes() -> list[Path]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--index", action="append", default=[])
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    found = [resolve_index(i) for i in args.index]
+    if os.environ.get("TPR_INDEX"):
+        found.append(resolve_index(None))
+    home = indexes_home()
+    if home.is_dir():
+        found += sorted(p for p in home.iterdir() if (p / "index.db").exists())
+    return list(dict.fromkeys(p.expanduser() for p in found))
+
+
+@st.cache_resource(show_spinner="Loading the embedding model (once)...")
+def get_embedder(config_json: str) -> TPEmbedder:
+    return TPEmbedder.load(EmbedderConfig(**json.loads(config_json)))
+
+
+@st.cache_resource
+def get_searcher(index_dir: str, config_json: str) -> Searcher:
+    return Searcher(Path(index_dir), get_embedder(config_json))
+
+
+def index_card(store: Store) -> dict:
+    m = store.meta()
+    e = m.get("embedder", {})
+    counts = dict(store.db.execute("select status, count(*) from files group by status").fetchall())
+    st.sidebar.caption("Index")
+    st.sidebar.text(
+        f"folder: {m.get('root')}\nmodel: {e.get('model')}\n"
+        f"prompt: {e.get('prompt')}  TP: {e.get('tp')} [{e.get('tp_start')}, {e.get('tp_exit')})\n"
+        f"output layer: {e.get('output_layer')}  pooling: {e.get('pooling')}\n"
+        f"fingerprint: {str(m.get('fingerprint'))[:16]}\n"
+        f"files: {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped\n"
+        f"chunks: {store.chunk_count()}\nbuilt: {m.get('created')}\nupdated: {m.get('updated')}"
+    )
+    skipped = list(
+        store.db.query("select path, reason from files where status = 'skipped' order by path")
+    )
+    if skipped:
+        with st.sidebar.expander(f"Skipped files ({len(skipped)})"):
+            st.dataframe(skipped, hide_index=True)
+    return m
+
+
+def show_results(searcher: Searcher, query: str, results) -> None:
+    for rank, r in enumerate(results, start=1):
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in r.scores.items())
+        page = f" p.{r.page}" if r.page else ""
+        # Paths are document data too: escaped, never trusted as markup.
+        st.markdown(f"**{rank}.** {escape_markdown(r.path)}{page} · chunk {r.ordinal} · {scores}")
+        st.markdown(highlight(r.text, query))
+        with st.expander("Surrounding chunks"):
+            for c in context(searcher, r.chunk_id):
+                st.caption(f"chunk {c['ordinal']}")
+                st.text(c["text"])
+
+
+def main() -> None:
+    st.set_page_config(page_title="tp-retriever", layout="wide")
+    st.title("tp-retriever")
+    choices = configured_indexes()
+    if not choices:
+        st.info(
+            "No index yet. Build one with `tpr demo` or `tpr index FOLDER --index NAME`, "
+            "then start the app with `streamlit run ui/app.py -- --index NAME`."
+        )
+        return
+    chosen = st.sidebar.selectbox("Index", [str(p) for p in choices])
+    try:
+        with Store.open(Path(chosen)) as store:
+            meta = index_card(store)
+        searcher = get_searcher(chosen, json.dumps(meta["embedder"], sort_keys=True))
+    except TPRError as e:
+        st.error(str(e))
+        return
+
+    search_tab, nn_tab, dup_tab = st.tabs(["Search", "Neighbours", "Near-duplicates"])
+    with search_tab:
+        query = st.text_input("Query", key="query")
+        c1, c2, c3, c4 = st.columns(4)
+        mode = c1.radio("Mode", ["hybrid", "dense", "bm25"], horizontal=True, key="mode")
+        k = c2.slider("k", 1, 20, 5, key="k")
+        glob = c3.text_input("Path glob", key="glob")
+        types = c4.text_input("File types (e.g. .md .pdf)", key="types")
+        if query.strip():
+            flt = Filter(path_glob=glob or None, suffixes=tuple(types.split()))
+            try:
+                results = searcher.search(query, k=k, mode=mode, flt=flt)
+            except TPRError as e:
+                st.error(str(e))
+                results = []
+            st.session_state["results"] = [(r.chunk_id, r.path, r.ordinal) for r in results]
+            if not results:
+                st.warning("No results.")
+            show_results(searcher, query, results)
+        elif "query" in st.session_state and st.session_state.query:
+            st.error("The query is empty; type something to search for.")
+
+    with nn_tab:
+        picked = st.session_state.get("results") or []
+        labels = [f"{i + 1}. {p} #{o}" for i, (_, p, o) in enumerate(picked)]
+        source = st.radio(
+            "Chunk", ["From the results", "By file and position"], horizontal=True, key="nn_source"
+        )
+        chunk_id = None
+        if source == "From the results":
+            if labels:
+                pick = st.selectbox("Result", labels, key="nn_pick")
+                chunk_id = picked[labels.index(pick)][0]
+            else:
+                st.info("Search first, or pick a chunk by file and position.")
+        else:
+            path = st.text_input("File (relative path)", key="nn_path")
+            ordinal = st.number_input("Chunk number", 0, step=1, key="nn_ordinal")
+            if path:
+                chunk_id = chunk_by_position(searcher, path, int(ordinal))
+                if chunk_id is None:
+                    st.error(f"No chunk {int(ordinal)} in {path}.")
+        n = st.slider("Neighbours", 1, 20, 5, key="nn_k")
+        if chunk_id is not None:
+            rows = neighbours(searcher, chunk_id, n)
+            st.dataframe(
+                [
+                    {
+                        "similarity": round(x.similarity, 4),
+                        "path": x.path,
+                        "chunk": x.ordinal,
+                        "text": x.text[:300],
+                    }
+                    for x in rows
+                ],
+                hide_index=True,
+            )
+
+    with dup_tab:
+        threshold = st.slider("Similarity at least", 0.80, 1.0, 0.97, 0.01, key="dup_t")
+        if st.button("Find near-duplicates", key="dup_go"):
+            pairs = near_duplicates(searcher, threshold)
+            if not pairs:
+                st.info("No pairs above the threshold.")
+            st.dataframe(
+                [
+                    {
+                        "similarity": round(a.similarity, 4),
+                        "a": f"{a.path} #{a.ordinal}",
+                        "b": f"{b.path} #{b.ordinal}",
+                        "a text": a.text[:120],
+                        "b text": b.text[:120],
+                    }
+                    for a, b in pairs
+                ],
+                hide_index=True,
+            )
+
+
+main()

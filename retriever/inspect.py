@@ -128,3 +128,102 @@ def near_duplicates(
         return Neighbour(i, rows[i]["path"], rows[i]["ordinal"], s, rows[i]["text"])
 
     return [(n(a, s), n(b, s)) for (a, b), s in top]
+
+
+def vanilla_twin(embedder):
+    """The same model with TP off (shares the loaded weights; nothing is reloaded)."""
+    from dataclasses import replace
+
+    from .embedder import TPEmbedder
+
+    return TPEmbedder(
+        embedder.model,
+        embedder.tokenizer,
+        replace(embedder.config, tp=False),
+        identity=embedder.identity,
+    )
+
+
+@dataclass
+class RankChange:
+    chunk_id: int
+    path: str
+    ordinal: int
+    tp_rank: int
+    vanilla_rank: int
+    tp_score: float
+    vanilla_score: float
+
+    @property
+    def change(self) -> int:
+        """Positive: TP ranks this chunk higher than vanilla does."""
+        return self.vanilla_rank - self.tp_rank
+
+
+def compare_tp(searcher: Searcher, query: str, candidates: int = 20, twin=None) -> list[RankChange]:
+    """Rank the hybrid candidates of ``query`` by TP (stored) and vanilla (re-embedded) cosine."""
+    if not searcher.embedder.config.tp:
+        raise ValueError("this index was built without TP; there is nothing to compare")
+    hits = searcher.search(query, k=candidates, mode="hybrid")
+    if not hits:
+        return []
+    ids = [h.chunk_id for h in hits]
+    tp_scores = searcher._vectors(ids) @ searcher.embedder.encode(query)
+    twin = twin or vanilla_twin(searcher.embedder)
+    van = twin.encode([h.text for h in hits]) @ twin.encode(query)
+    tp_rank = {ids[i]: r for r, i in enumerate(np.argsort(-tp_scores), start=1)}
+    van_rank = {ids[i]: r for r, i in enumerate(np.argsort(-van), start=1)}
+    rows = [
+        RankChange(
+            h.chunk_id,
+            h.path,
+            h.ordinal,
+            tp_rank[h.chunk_id],
+            van_rank[h.chunk_id],
+            float(tp_scores[i]),
+            float(van[i]),
+        )
+        for i, h in enumerate(hits)
+    ]
+    return sorted(rows, key=lambda r: r.tp_rank)
+
+
+def pca_map(searcher: Searcher, query: str, chunk_ids: list[int], per_chunk: int = 3) -> list[dict]:
+    """2-D PCA coordinates of the query, the given chunks and their neighbours.
+
+    Returns rows with x, y, kind (query / result / neighbour), label and a short text.
+    """
+    ids = list(dict.fromkeys(chunk_ids))
+    kinds = {i: "result" for i in ids}
+    for cid in chunk_ids:
+        for n in neighbours(searcher, cid, per_chunk):
+            if n.chunk_id not in kinds:
+                kinds[n.chunk_id] = "neighbour"
+                ids.append(n.chunk_id)
+    if not ids:
+        return []
+    vecs = np.vstack([searcher.embedder.encode(query)[None], searcher._vectors(ids)])
+    centred = vecs - vecs.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ vt[:2].T
+    rows = _rows(searcher, ids)
+    out = [
+        {
+            "x": float(xy[0, 0]),
+            "y": float(xy[0, 1]),
+            "kind": "query",
+            "label": "query",
+            "text": query[:200],
+        }
+    ]
+    for j, cid in enumerate(ids, start=1):
+        out.append(
+            {
+                "x": float(xy[j, 0]),
+                "y": float(xy[j, 1]),
+                "kind": kinds[cid],
+                "label": f"{rows[cid]['path']} #{rows[cid]['ordinal']}",
+                "text": rows[cid]["text"][:200],
+            }
+        )
+    return out

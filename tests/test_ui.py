@@ -95,3 +95,17 @@ def test_near_duplicates(ui_index):
     assert len(pairs) >= 1
     first = pairs.iloc[0]
     assert {first["a"], first["b"]} == {"dup1.txt #0", "dup2.txt #0"}
+
+
+def test_tp_vs_vanilla_and_map(ui_index):
+    at = run_app()
+    at.text_input(key="query").input("cat").run()
+    at.button(key="tp_go").click().run()
+    assert not at.exception
+    table = at.tabs[3].dataframe[0].value
+    assert list(table["TP rank"]) == list(range(1, len(table) + 1))
+    assert sorted(table["vanilla rank"]) == list(range(1, len(table) + 1))
+    chart = at.tabs[4].children[0]
+    assert chart.type == "vega_lite_chart"
+    plotted = str(chart.proto)  # spec and inline datasets
+    assert "query" in plotted and "result" in plotted  # the query and its results are plotted

@@ -21,11 +21,13 @@ from retriever.embedder import EmbedderConfig, TPEmbedder
 from retriever.errors import TPRError
 from retriever.inspect import (
     chunk_by_position,
+    compare_tp,
     context,
     escape_markdown,
     highlight,
     near_duplicates,
     neighbours,
+    pca_map,
 )
 from retriever.search import Filter, Searcher
 from retriever.store import Store, indexes_home, resolve_index
@@ -108,7 +110,9 @@ def main() -> None:
         st.error(str(e))
         return
 
-    search_tab, nn_tab, dup_tab = st.tabs(["Search", "Neighbours", "Near-duplicates"])
+    search_tab, nn_tab, dup_tab, tp_tab, map_tab = st.tabs(
+        ["Search", "Neighbours", "Near-duplicates", "TP vs vanilla", "Map"]
+    )
     with search_tab:
         query = st.text_input("Query", key="query")
         c1, c2, c3, c4 = st.columns(4)
@@ -165,6 +169,53 @@ def main() -> None:
                 ],
                 hide_index=True,
             )
+
+    with tp_tab:
+        st.caption(
+            "The hybrid candidates for the query, ranked by TP cosine (as indexed) and by "
+            "the vanilla prompt's cosine (re-embedded now, same model)."
+        )
+        q = st.session_state.get("query", "")
+        if not q.strip():
+            st.info("Search first.")
+        elif st.button("Compare", key="tp_go"):
+            with st.spinner("Re-embedding the candidates without TP..."):
+                try:
+                    rows = compare_tp(searcher, q, candidates=10)
+                except (TPRError, ValueError) as e:
+                    st.error(str(e))
+                    rows = []
+            st.dataframe(
+                [
+                    {
+                        "TP rank": r.tp_rank,
+                        "vanilla rank": r.vanilla_rank,
+                        "change": f"{r.change:+d}" if r.change else "=",
+                        "path": f"{r.path} #{r.ordinal}",
+                        "TP cos": round(r.tp_score, 4),
+                        "vanilla cos": round(r.vanilla_score, 4),
+                    }
+                    for r in rows
+                ],
+                hide_index=True,
+            )
+
+    with map_tab:
+        picked = st.session_state.get("results") or []
+        q = st.session_state.get("query", "")
+        if not picked or not q.strip():
+            st.info("Search first: the map shows the query, its results and their neighbours.")
+        else:
+            import altair as alt
+
+            points = pca_map(searcher, q, [cid for cid, _, _ in picked])
+            chart = (
+                alt.Chart(alt.Data(values=points))
+                .mark_circle(size=90)
+                .encode(x="x:Q", y="y:Q", color="kind:N", tooltip=["label:N", "text:N"])
+            )
+            st.altair_chart(chart, use_container_width=True)
+            st.caption("PCA of the stored vectors (2 components); hover for the text.")
 
     with dup_tab:
         threshold = st.slider("Similarity at least", 0.80, 1.0, 0.97, 0.01, key="dup_t")

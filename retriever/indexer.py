@@ -120,9 +120,21 @@ class Indexer:
         self.chunker = Chunker(embedder.tokenizer, size, min(self.options.overlap, size // 2))
 
     def sync(
-        self, root: Path, index_dir: Path, rebuild: bool = False, progress: bool = False
+        self,
+        root: Path,
+        index_dir: Path,
+        rebuild: bool = False,
+        progress: bool = False,
+        on_progress=None,
     ) -> SyncReport:
         """Bring the index at ``index_dir`` in line with the folder ``root``.
+
+        Args:
+            root: the folder.
+            index_dir: the index directory (created if needed).
+            rebuild: drop everything first (e.g. to change embedder settings).
+            progress: show a tqdm bar.
+            on_progress: called as ``on_progress(files_done, files_to_embed)`` (for UIs).
 
         Raises:
             IndexLockedError: another writer is active.
@@ -141,7 +153,7 @@ class Indexer:
                 root, self.embedder.describe(), self.embedder.dimension, self.options.faiss_factory
             )
             todo = self._plan(store, root, report)
-            self._embed_all(store, root, todo, report, progress)
+            self._embed_all(store, root, todo, report, progress, on_progress)
             if not store.faiss_is_current():
                 store.write_faiss()
         report.seconds = time.perf_counter() - t0
@@ -228,10 +240,19 @@ class Indexer:
 
     # -- embedding and writing --------------------------------------------------------------
 
-    def _embed_all(self, store, root, todo, report, progress) -> None:
+    def _embed_all(self, store, root, todo, report, progress, on_progress=None) -> None:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), unit="file", desc="indexing", disable=not progress)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            bar.update(n)
+            if on_progress is not None:
+                on_progress(done, len(todo))
+
         group: list[_Pending] = []
         n_chunks = 0
         for f, sha, row in todo:
@@ -240,13 +261,13 @@ class Indexer:
             except SkipFile as e:
                 self._write_skip(store, f, sha, row, str(e))
                 report.skipped.append((f.rel, str(e)))
-                bar.update(1)
+                advance(1)
                 continue
             chunks = self.chunker.split(doc.text)
             if not chunks:
                 self._write_skip(store, f, sha, row, "empty (no text)")
                 report.skipped.append((f.rel, "empty (no text)"))
-                bar.update(1)
+                advance(1)
                 continue
             rows = [
                 {
@@ -263,11 +284,11 @@ class Indexer:
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
                 self._flush(store, group, report)
-                bar.update(len(group))
+                advance(len(group))
                 group, n_chunks = [], 0
         if group:
             self._flush(store, group, report)
-            bar.update(len(group))
+            advance(len(group))
         bar.close()
 
     def _flush(self, store: Store, group: list[_Pending], report: SyncReport) -> None:

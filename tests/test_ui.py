@@ -109,3 +109,18 @@ def test_tp_vs_vanilla_and_map(ui_index):
     assert chart.type == "vega_lite_chart"
     plotted = str(chart.proto)  # spec and inline datasets
     assert "query" in plotted and "result" in plotted  # the query and its results are plotted
+
+
+def test_manage_only_under_allowed_roots(ui_index, tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    at = run_app()
+    assert "Indexing from the app is off" in at.tabs[5].info[0].value
+    monkeypatch.setenv("TPR_ROOTS", str(tmp_path / "elsewhere"))
+    at = run_app()
+    assert "not under an allowed root" in at.tabs[5].error[0].value
+    monkeypatch.setenv("TPR_ROOTS", str(tmp_path))
+    (docs / "new.txt").write_text("A new file about owls.")
+    at = run_app()
+    at.button(key="sync_go").click().run()
+    assert not at.exception
+    assert "added 1" in at.tabs[5].success[0].value

@@ -33,11 +33,21 @@ from retriever.search import Filter, Searcher
 from retriever.store import Store, indexes_home, resolve_index
 
 
-def configured_indexes() -> list[Path]:
+def _args():
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", action="append", default=[])
-    args, _ = parser.parse_known_args(sys.argv[1:])
-    found = [resolve_index(i) for i in args.index]
+    parser.add_argument("--root", action="append", default=[])
+    return parser.parse_known_args(sys.argv[1:])[0]
+
+
+def allowed_roots() -> list[Path]:
+    """Folders the user allows the app to index (``--root`` or ``$TPR_ROOTS``, ':'-separated)."""
+    roots = list(_args().root) + [r for r in os.environ.get("TPR_ROOTS", "").split(":") if r]
+    return [Path(r).expanduser().resolve() for r in roots]
+
+
+def configured_indexes() -> list[Path]:
+    found = [resolve_index(i) for i in _args().index]
     if os.environ.get("TPR_INDEX"):
         found.append(resolve_index(None))
     home = indexes_home()
@@ -91,6 +101,43 @@ def show_results(searcher: Searcher, query: str, results) -> None:
                 st.text(c["text"])
 
 
+def manage(searcher: Searcher, meta: dict, index_dir: Path) -> None:
+    """Re-sync the index's folder, if it lies under a root the user allowed."""
+    roots = allowed_roots()
+    folder = Path(meta.get("root", "")).resolve()
+    if not roots:
+        st.info(
+            "Indexing from the app is off. Allow folders with "
+            "`streamlit run ui/app.py -- --root FOLDER` (or TPR_ROOTS=a:b)."
+        )
+        return
+    st.text(f"folder: {folder}\nallowed roots: {', '.join(map(str, roots))}")
+    if not any(folder.is_relative_to(r) for r in roots):
+        st.error(f"{folder} is not under an allowed root; the app will not read it.")
+        return
+    if st.button("Re-sync folder", key="sync_go"):
+        from retriever.indexer import Indexer
+
+        bar = st.progress(0.0, text="scanning...")
+
+        def report(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"{done}/{total} files embedded")
+
+        try:
+            r = Indexer(searcher.embedder).sync(folder, index_dir, on_progress=report)
+        except TPRError as e:
+            st.error(str(e))
+            return
+        bar.progress(1.0, text="done")
+        st.success(
+            f"added {r.added}, updated {r.updated}, moved {r.moved}, removed {r.removed}, "
+            f"unchanged {r.unchanged}, skipped {len(r.skipped)}; {r.chunks} chunks in "
+            f"{r.seconds:.1f}s"
+        )
+        if r.skipped:
+            st.dataframe([{"path": p, "reason": why} for p, why in r.skipped], hide_index=True)
+
+
 def main() -> None:
     st.set_page_config(page_title="tp-retriever", layout="wide")
     st.title("tp-retriever")
@@ -110,8 +157,8 @@ def main() -> None:
         st.error(str(e))
         return
 
-    search_tab, nn_tab, dup_tab, tp_tab, map_tab = st.tabs(
-        ["Search", "Neighbours", "Near-duplicates", "TP vs vanilla", "Map"]
+    search_tab, nn_tab, dup_tab, tp_tab, map_tab, manage_tab = st.tabs(
+        ["Search", "Neighbours", "Near-duplicates", "TP vs vanilla", "Map", "Manage"]
     )
     with search_tab:
         query = st.text_input("Query", key="query")
@@ -216,6 +263,9 @@ def main() -> None:
             )
             st.altair_chart(chart, use_container_width=True)
             st.caption("PCA of the stored vectors (2 components); hover for the text.")
+
+    with manage_tab:
+        manage(searcher, meta, Path(chosen))
 
     with dup_tab:
         threshold = st.slider("Similarity at least", 0.80, 1.0, 0.97, 0.01, key="dup_t")

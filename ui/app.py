@@ -17,7 +17,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from retriever.embedder import EmbedderConfig, TPEmbedder
+from retriever.baselines import load_embedder
+from retriever.embedder import EmbedderConfig
 from retriever.errors import TPRError
 from retriever.inspect import (
     chunk_by_position,
@@ -57,8 +58,8 @@ def configured_indexes() -> list[Path]:
 
 
 @st.cache_resource(show_spinner="Loading the embedding model (once)...")
-def get_embedder(config_json: str) -> TPEmbedder:
-    return TPEmbedder.load(EmbedderConfig(**json.loads(config_json)))
+def get_embedder(config_json: str):
+    return load_embedder(EmbedderConfig(**json.loads(config_json)))
 
 
 @st.cache_resource

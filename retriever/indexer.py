@@ -17,7 +17,6 @@ file is rewritten at the end; until then its stamp is stale and readers rebuild 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 
 from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, load, walk
+from .models import sha256_file
 from .store import DEFAULT_FACTORY, Store, now
 
 
@@ -83,14 +83,6 @@ class SyncReport:
             "embed_seconds": round(self.embed_seconds, 2),
             "chunks_per_second": round(self.chunks_per_second, 2),
         }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -102,7 +102,8 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "tp-retriever"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 16 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(1 << 24):
@@ -145,7 +146,7 @@ def _manifest_ok(entry: Path, verify: bool) -> bool:
     st = weights.stat()
     if not verify and st.st_size == m.get("size") and st.st_mtime_ns == m.get("mtime_ns"):
         return True
-    return _sha256(weights) == m.get("weights_sha256")
+    return sha256_file(weights) == m.get("weights_sha256")
 
 
 def convert_gguf(gguf: Path, sha256: str | None = None, verify: bool = False) -> Path:
@@ -156,7 +157,7 @@ def convert_gguf(gguf: Path, sha256: str | None = None, verify: bool = False) ->
         sha256: its known hash (skips hashing the GGUF); computed when None.
         verify: re-hash the cached weights even if their size and mtime are unchanged.
     """
-    sha256 = sha256 or _sha256(gguf)
+    sha256 = sha256 or sha256_file(gguf)
     entry = cache_dir() / "converted" / f"{sha256[:16]}-v{CONVERTER_VERSION}"
     if _manifest_ok(entry, verify):
         return entry
@@ -184,7 +185,7 @@ def convert_gguf(gguf: Path, sha256: str | None = None, verify: bool = False) ->
         manifest = {
             "gguf": gguf.name,
             "gguf_sha256": sha256,
-            "weights_sha256": _sha256(tmp / "model.safetensors"),
+            "weights_sha256": sha256_file(tmp / "model.safetensors"),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "converter_version": CONVERTER_VERSION,

@@ -279,3 +279,54 @@ def test_sigkill_at_random_points_then_resume(tmp_path, embedder):
     q = "select path, ordinal, text from chunks join files on files.id = file_id order by 1, 2"
     with Store.open(idx) as a, Store.open(clean) as b:
         assert list(a.db.query(q)) == list(b.db.query(q))
+
+
+@pytest.mark.parametrize("factory", ["HNSW16", "IVF4,Flat", "IDMap2,Flat"])
+def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factory):
+    from retriever.search import Searcher
+
+    from .fakes import FakeEmbedder
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    words = ["cat", "dog", "fish", "bird", "tree", "car", "road", "sea", "sky", "book"]
+    write(
+        root,
+        {f"f{i:02d}.txt": f"{words[i % 10]} {words[(i * 3) % 10]} text {i}" for i in range(40)},
+    )
+    emb = FakeEmbedder(tokenizer)
+    Indexer(emb, IndexOptions(faiss_factory=factory)).sync(root, idx)
+    check_integrity(idx, root)
+    with Store.open(idx) as s:
+        assert s.meta()["faiss_factory"] == factory
+        assert faiss.read_index(str(idx / FAISS_NAME)).ntotal == 40
+    hits = Searcher(idx, emb).search("cat", k=3, mode="dense")
+    assert len(hits) == 3 and "cat" in hits[0].text
+
+
+def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder):
+    """A reader opened before and during a write sees whole committed states only."""
+    from retriever.search import Searcher
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    write(root, {f"a{i}.txt": para(2, f"first{i}") for i in range(5)})
+    Indexer(embedder, IndexOptions(chunk_size=24, group_chunks=2)).sync(root, idx)
+    reader = Searcher(idx, embedder)
+    before = reader.store.chunk_count()
+    write(root, {f"b{i}.txt": para(2, f"second{i}") for i in range(5)})
+
+    seen = []
+
+    class Watching(Counting):
+        def encode(self, texts, **kw):
+            # Mid-run: the writer holds the lock; the reader still answers consistently.
+            n = reader.store.chunk_count()
+            files = reader.store.db.execute(
+                "select coalesce(sum(chunks), 0) from files where status = 'indexed'"
+            ).fetchone()[0]
+            seen.append((n, files))
+            assert reader.search("first1", k=2, mode="bm25")
+            return super().encode(texts, **kw)
+
+    Indexer(Watching(embedder), IndexOptions(chunk_size=24, group_chunks=2)).sync(root, idx)
+    assert seen and all(n == files for n, files in seen)  # never a half-written file
+    assert seen[0][0] == before and reader.store.chunk_count() > before

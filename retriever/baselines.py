@@ -62,7 +62,8 @@ class MiniLMEmbedder:
         )
         self.model.max_seq_length = self.config.max_length
         self.tokenizer = self.model.tokenizer
-        self.dimension = self.model.get_sentence_embedding_dimension()
+        dim = getattr(self.model, "get_embedding_dimension", None)  # renamed in ST 5
+        self.dimension = dim() if dim else self.model.get_sentence_embedding_dimension()
         self.identity = {"package": MINILM_PACKAGE, "version": getattr(pkg, "__version__", "?")}
         data = {
             "model": self.identity,

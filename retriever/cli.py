@@ -124,6 +124,7 @@ def models(as_json):
             "tp_start": m.tp_start,
             "tp_exit": m.tp_exit,
             "output_layer": m.output_layer,
+            "tuned_on": m.tuned_on,
             "install": m.install,
         }
         for m in NAMED_MODELS.values()
@@ -137,6 +138,9 @@ def models(as_json):
         click.echo(
             f"  prompt={r['prompt']} tp=[{r['tp_start']}, {r['tp_exit']}) "
             f"output_layer={r['output_layer']}  install: {r['install']}"
+        )
+        click.echo(
+            f"  defaults: {r['tuned_on'] or 'untuned guesses; run tpr tune -m ' + r['name']}"
         )
     click.echo(
         "minilm (baseline): all-MiniLM-L6-v2 via sentence-transformers, no TP  "

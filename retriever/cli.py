@@ -198,37 +198,67 @@ def _data_option(f):
 @_data_option
 @click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True)
 @click.option("--tasks", default=None, help="Comma-separated, e.g. STS12,STSB,SICKR.")
+@click.option(
+    "--models",
+    default=None,
+    help="Systems in one run, e.g. 'gemma3-270m:tp,gemma3-270m:vanilla,minilm' "
+    "(default: --model with TP and vanilla).",
+)
 @embedder_options
 @click.option("--json", "as_json", is_flag=True)
-def eval_sts(data, split, tasks, as_json, **kw):
-    """STS Spearman (x100) of vanilla and TP side by side, with the average."""
+def eval_sts(data, split, tasks, models, as_json, **kw):
+    """STS Spearman (x100) of several systems side by side, measured in one run."""
     from . import sts
 
+    config = _config(kw)
+    specs = _system_specs(models or f"{config.model}:tp,{config.model}:vanilla")  # fail fast
     data = data or sts.default_data_dir()
     names = tasks.split(",") if tasks else (sts.TEST_TASKS if split == "test" else sts.DEV_TASKS)
     loaded = [sts.load_task(n, data, split) for n in names]
-    config = _config(kw)
-    embedder = _load(replace(config, tp=True))
-    c = embedder.config
-    rng = (c.tp_start, c.tp_exit)
-    label = (c.template and "custom") or c.prompt
-
-    def encode(sentences):
-        out = embedder.encode_grid(sentences, [None, rng], [c.output_layer], show_progress_bar=True)
-        return {
-            f"{label} vanilla L{c.output_layer}": out[(None, c.output_layer, c.pooling)],
-            f"{label} TP[{rng[0]},{rng[1]}) L{c.output_layer}": out[
-                (rng, c.output_layer, c.pooling)
-            ],
-        }
-
     t = time.perf_counter()
-    table = sts.evaluate(loaded, encode)
+    table = sts.evaluate(loaded, lambda sentences: _encode_systems(config, specs, sentences))
     if as_json:
-        click.echo(json.dumps({"split": split, "model": c.model, "table": table}))
-    else:
-        click.echo(sts.format_table(table))
-        click.echo(f"{c.model}, {split} split, {time.perf_counter() - t:.0f}s", err=True)
+        click.echo(json.dumps({"split": split, "systems": specs, "table": table}))
+        return
+    click.echo(sts.format_table(table, sts.PUBLISHED if split == "test" else None))
+    click.echo(f"{split} split, {time.perf_counter() - t:.0f}s", err=True)
+
+
+def _system_specs(text: str) -> list[tuple[str, str]]:
+    """'a:tp,a:vanilla,minilm' -> [(a, tp), (a, vanilla), (minilm, plain)]."""
+    out = []
+    for part in text.split(","):
+        model, _, variant = part.strip().partition(":")
+        variant = variant or ("plain" if model == "minilm" else "tp")
+        if variant not in ("tp", "vanilla", "plain"):
+            raise click.BadParameter(f"{part!r}: the variant is tp or vanilla")
+        out.append((model, variant))
+    return out
+
+
+def _encode_systems(config, specs, sentences) -> dict:
+    """{system label: vectors}; each TP model loads once and gives TP and vanilla in one call."""
+    results = {}
+    for model in dict.fromkeys(m for m, _ in specs):
+        variants = [v for m, v in specs if m == model]
+        embedder = _load(replace(config, model=model, tp=True))
+        if model == "minilm":
+            results["minilm"] = embedder.encode(sentences, show_progress_bar=True)
+            continue
+        c = embedder.config
+        rng = (c.tp_start, c.tp_exit)
+        grid = embedder.encode_grid(
+            sentences,
+            [rng if v == "tp" else None for v in variants],
+            [c.output_layer],
+            show_progress_bar=True,
+        )
+        label = (c.template and "custom") or c.prompt
+        for v in variants:
+            key = (rng if v == "tp" else None, c.output_layer, c.pooling)
+            tag = f"TP[{rng[0]},{rng[1]})" if v == "tp" else "vanilla"
+            results[f"{model} {label} {tag} L{c.output_layer}"] = grid[key]
+    return results
 
 
 @cli.command()

@@ -156,8 +156,13 @@ def evaluate(
     return table
 
 
-def format_table(table: dict[str, dict[str, float]]) -> str:
-    """A markdown table, systems as rows."""
+# Published test figures, printed beside measured ones so a protocol mismatch shows.
+# all-MiniLM-L6-v2: sentence-transformers' model card (STS-B test 82.03).
+PUBLISHED = {"minilm": {"STSB": 82.03}}
+
+
+def format_table(table: dict[str, dict[str, float]], published: dict | None = None) -> str:
+    """A markdown table, systems as rows; published figures as extra rows when known."""
     tasks = list(next(iter(table.values())))
     lines = [
         "| system | " + " | ".join(tasks) + " |",
@@ -165,4 +170,8 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     ]
     for system, row in table.items():
         lines.append(f"| {system} | " + " | ".join(f"{row[t]:.2f}" for t in tasks) + " |")
+        ref = (published or {}).get(system)
+        if ref:
+            cells = " | ".join(f"{ref[t]:.2f}" if t in ref else "" for t in tasks)
+            lines.append(f"| {system} (published) | {cells} |")
     return "\n".join(lines)

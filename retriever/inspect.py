@@ -18,9 +18,17 @@ from .search import Searcher
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
 
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+
+
 def escape_markdown(text: str) -> str:
-    """Backslash-escape every character markdown or HTML could interpret."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Backslash-escape every character markdown or HTML could interpret.
+
+    Leading indentation becomes no-break spaces: four leading spaces would otherwise turn a
+    line into a code block, where the escapes would show literally.
+    """
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return _INDENT.sub(lambda m: "\u00a0" * len(m.group(0).expandtabs(4)), text)
 
 
 def highlight(text: str, query: str) -> str:

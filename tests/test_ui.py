@@ -124,3 +124,15 @@ def test_manage_only_under_allowed_roots(ui_index, tmp_path, monkeypatch):
     at.button(key="sync_go").click().run()
     assert not at.exception
     assert "added 1" in at.tabs[5].success[0].value
+
+
+def test_highlight_escapes_and_neutralises_indentation():
+    from retriever.inspect import escape_markdown, highlight
+
+    text = "Intro.\n    indented __enter__() line\n\tTabbed [x](y) <b>z</b>"
+    out = highlight(text, "enter line")
+    for line in out.splitlines()[1:]:
+        assert not line.startswith((" ", "\t"))  # no code blocks from indentation
+    assert r"\_\_enter\_\_\(\)" in out and "**line**" in out
+    assert "[x](y)" not in out and "<b>" not in out
+    assert escape_markdown("a*b") == r"a\*b"

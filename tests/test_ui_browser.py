@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,16 +18,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path, tiny_model_dir):
     from retriever import TPEmbedder
     from retriever.indexer import Indexer, IndexOptions
+    from retriever.ui_server import running_app
 
     docs, idx = tmp_path / "docs", tmp_path / "idx"
     docs.mkdir()
@@ -40,64 +30,19 @@ def server(tmp_path, tiny_model_dir):
     (docs / "dogs.txt").write_text("Dogs chase cars down the road.")
     (docs / "birds.txt").write_text("Birds sing in the trees at dawn.")
     Indexer(TPEmbedder.load(model=str(tiny_model_dir), tp_exit=3), IndexOptions()).sync(docs, idx)
-    port = free_port()
     env = {**os.environ, "TPR_HOME": str(tmp_path / "home")}
     env.pop("TPR_INDEX", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "ui" / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--",
-            "--index",
-            str(idx),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_app(["--index", str(idx)], env=env, timeout=60) as url:
+        yield url
 
 
 def test_query_results_and_neighbours_in_a_real_browser(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from retriever.ui_server import CHROMIUM_ARGS
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         box = page.get_by_label("Query")

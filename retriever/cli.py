@@ -580,7 +580,7 @@ def demo(out, index_dir, **kw):
     )
     name = "python-docs" if index_dir == _index_dir("python-docs") else str(index_dir)
     click.echo(f'next: tpr search "how does the with statement work" --index {name}')
-    click.echo(f"      streamlit run ui/app.py -- --index {index_dir}")
+    click.echo(f"      streamlit run ui/app.py -- --index {name}")
 
 
 @cli.command()

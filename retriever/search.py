@@ -29,6 +29,11 @@ from .store import IndexMismatchError, Store
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
+# Default dense weight in hybrid RRF (BM25 weighs 1), chosen on SciFact *train* queries
+# (benchmarks/RESULTS.md). For the small default TP model every positive weight lost to BM25,
+# so its hybrid is BM25's order with dense-only hits after them: it cannot rank worse than
+# keyword search. Unmeasured models keep equal weights.
+DEFAULT_DENSE_WEIGHT = {"gemma3-270m": 0.0, "minilm": 0.5}
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ class Searcher:
     def close(self) -> None:
         self.store.close()
 
+    def default_weights(self) -> dict[str, float]:
+        """Hybrid RRF weights for this index's model (see DEFAULT_DENSE_WEIGHT)."""
+        model = getattr(getattr(self.embedder, "config", None), "model", None)
+        return {"dense": DEFAULT_DENSE_WEIGHT.get(model, 1.0), "bm25": 1.0}
+
     @property
     def faiss(self):
         gen = self.store.meta().get("generation")
@@ -220,7 +230,7 @@ class Searcher:
             mode: hybrid, dense or bm25.
             flt: restricts the candidates before ranking.
             fetch_k: candidates taken from each side before fusion (hybrid).
-            weights: RRF weights, default ``{"dense": 1.0, "bm25": 1.0}``.
+            weights: RRF weights; default per model (:data:`DEFAULT_DENSE_WEIGHT`, BM25 at 1).
             mmr: re-rank the ``fetch_k`` candidates by maximal marginal relevance (needs the
                 embedder): each pick maximises ``lambda * sim(query) - (1 - lambda) * max
                 sim(already picked)`` over the stored chunk vectors.
@@ -253,7 +263,7 @@ class Searcher:
             ranked["dense"] = self.dense(query, depth, allowed)
         if mode in ("bm25", "hybrid"):
             ranked["bm25"] = self.bm25(query, depth, allowed)
-        order = ranked[mode] if mode != "hybrid" else rrf(ranked, weights)
+        order = ranked[mode] if mode != "hybrid" else rrf(ranked, weights or self.default_weights())
         if min_score is not None:
             order = [(cid, s) for cid, s in order if s >= min_score]
         order = self._mmr(query, order, k, lambda_mult) if mmr else order[:k]

@@ -203,3 +203,17 @@ def test_min_score_uses_each_modes_scale(index):
     assert s.search("cat", mode="bm25", min_score=1e9) == []
     fused = s.search("cat", k=10, mode="hybrid", min_score=1.5 / 61)
     assert all(r.scores["fused"] >= 1.5 / 61 for r in fused)
+
+
+def test_default_hybrid_for_the_small_model_never_ranks_below_bm25(index, monkeypatch):
+    from dataclasses import replace
+
+    _, idx, emb = index
+    emb.config = replace(emb.config, model="gemma3-270m")  # measured: dense weight 0
+    s = Searcher(idx, emb)
+    assert s.default_weights() == {"dense": 0.0, "bm25": 1.0}
+    bm25 = [r.chunk_id for r in s.search("car road sky", k=3, mode="bm25")]
+    hybrid = [r.chunk_id for r in s.search("car road sky", k=6, mode="hybrid")]
+    assert hybrid[: len(bm25)] == bm25  # BM25's order first; dense-only hits may follow
+    emb.config = replace(emb.config, model="some/other")
+    assert Searcher(idx, emb).default_weights() == {"dense": 1.0, "bm25": 1.0}

@@ -120,8 +120,3 @@ def load_embedder(config):
     if config.model.lower().startswith("minilm"):
         raise ConfigError(f"unknown model {config.model!r}; the baseline is named {MINILM!r}")
     return TPEmbedder.load(config)
-
-
-# Kept for the evaluation code: the plain MiniLM encoder.
-class MiniLM(MiniLMEmbedder):
-    name = MINILM

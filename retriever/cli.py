@@ -742,9 +742,9 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
     ]
     if minilm:
         try:
-            from .baselines import MiniLM
+            from .baselines import MiniLMEmbedder
 
-            m = MiniLM()
+            m = MiniLMEmbedder()
             t0 = time.perf_counter()
             dv = beir.cached_vectors(
                 cache,

@@ -12,8 +12,7 @@ import argparse
 import statistics
 import time
 
-from retriever.baselines import load_embedder
-from retriever.embedder import EmbedderConfig
+from retriever.baselines import index_embedder_config, load_embedder
 from retriever.search import Searcher
 from retriever.store import Store, resolve_index
 
@@ -35,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     index = resolve_index(args.index)
     with Store.open(index) as s:
-        config = EmbedderConfig(**s.meta()["embedder"])
+        config = index_embedder_config(s.meta())
         chunks = s.chunk_count()
     t = time.perf_counter()
     searcher = Searcher(index, load_embedder(config))

@@ -120,3 +120,29 @@ def load_embedder(config):
     if config.model.lower().startswith("minilm"):
         raise ConfigError(f"unknown model {config.model!r}; the baseline is named {MINILM!r}")
     return TPEmbedder.load(config)
+
+
+def index_embedder_config(meta: dict):
+    """The ``EmbedderConfig`` an index was built with (from its meta table).
+
+    Raises:
+        ConfigError: the index was built through the VectorStore with other LangChain
+            embeddings, which cannot be loaded from a name.
+    """
+    from .embedder import EmbedderConfig
+
+    config = dict(meta.get("embedder") or {})
+    if str(config.get("model", "")).startswith("langchain:"):
+        raise ConfigError(
+            f"this index was built with LangChain embeddings {config['model'][10:]!r}; search it "
+            "from Python with TPVectorStore(index, those_embeddings), or use --mode bm25"
+        )
+    return EmbedderConfig(**config)
+
+
+def load_index_embedder(index_dir):
+    """Load the embedder an index was built with."""
+    from .store import Store
+
+    with Store.open(index_dir) as store:
+        return load_embedder(index_embedder_config(store.meta()))

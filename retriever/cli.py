@@ -95,6 +95,20 @@ def _config(kw: dict):
     return EmbedderConfig(**{k: kw.pop(k) for k in keys})
 
 
+def _parse_meta(pairs) -> dict:
+    """``KEY=VALUE`` options -> a metadata filter; VALUE is JSON if it parses, else text."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--meta")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _load(config):
     from .baselines import load_embedder
 
@@ -462,7 +476,8 @@ def info(index_dir, as_json):
     )
     click.echo(f"fingerprint {data.get('fingerprint')}")
     click.echo(
-        f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped"
+        f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
+        f"{counts.get('added', 0)} texts added from code"
     )
     click.echo(
         f"chunks      {data['chunks']}  (dim {data.get('dimension')}, "
@@ -593,10 +608,16 @@ def demo(out, index_dir, **kw):
 @click.option("--path", "path_glob", default=None, help="Only paths matching this glob.")
 @click.option("--type", "suffixes", multiple=True, help="Only this file type, e.g. .md.")
 @click.option("--since-days", type=float, default=None, help="Only files modified recently.")
+@click.option(
+    "--meta",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only chunks whose stored metadata has KEY equal to VALUE (JSON or text; repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def search(query, index_dir, k, mode, path_glob, suffixes, since_days, as_json):
+def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, as_json):
     """Search an index. The embedder is loaded with the settings the index was built with."""
-    from .embedder import EmbedderConfig
+    from .baselines import index_embedder_config
     from .search import Filter, Searcher
     from .store import Store
 
@@ -604,11 +625,12 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, as_json):
     embedder = None
     if mode != "bm25":
         with Store.open(index_dir) as store:
-            embedder = _load(EmbedderConfig(**store.meta()["embedder"]))
+            embedder = _load(index_embedder_config(store.meta()))
     flt = Filter(
         path_glob=path_glob,
         suffixes=tuple(suffixes),
         modified_after=time.time() - since_days * 86400 if since_days else None,
+        metadata=_parse_meta(meta) or None,
     )
     searcher = Searcher(index_dir, embedder)
     t = time.perf_counter()

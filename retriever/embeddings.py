@@ -6,6 +6,8 @@ space and one fingerprint.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from langchain_core.embeddings import Embeddings
 
 from .embedder import EmbedderConfig, TPEmbedder
@@ -14,13 +16,27 @@ from .embedder import EmbedderConfig, TPEmbedder
 class TPEmbeddings(Embeddings):
     """LangChain embeddings backed by Token Prepending.
 
+    ``TPEmbeddings()`` loads the default model; ``TPEmbeddings(model="/path/to/hf-model",
+    tp_exit=6)`` takes any :class:`~retriever.embedder.EmbedderConfig` field as a keyword
+    (``model="minilm"`` gives the baseline behind the same class).
+
     Args:
         embedder: an existing embedder; when None, one is loaded from ``config``.
         config: settings used to load an embedder when ``embedder`` is None.
+        **overrides: config fields that replace those of ``config``.
     """
 
-    def __init__(self, embedder: TPEmbedder | None = None, config: EmbedderConfig | None = None):
-        self.embedder = embedder or TPEmbedder.load(config)
+    def __init__(
+        self,
+        embedder: TPEmbedder | None = None,
+        config: EmbedderConfig | None = None,
+        **overrides,
+    ):
+        if embedder is None:
+            from .baselines import load_embedder
+
+            embedder = load_embedder(replace(config or EmbedderConfig(), **overrides))
+        self.embedder = embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embedder.encode(list(texts)).tolist()

@@ -27,7 +27,7 @@ import numpy as np
 from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, load, walk
 from .models import sha256_file
-from .store import DEFAULT_FACTORY, Store, now
+from .store import ADDED, DEFAULT_FACTORY, Store, now
 
 
 @dataclass
@@ -138,12 +138,18 @@ class Indexer:
         with Store.writer(index_dir) as store:
             if rebuild:
                 with store.db.atomic():
-                    store.db.execute("delete from chunks")
-                    store.db.execute("delete from files")
+                    # Folder files go (chunks cascade); texts added through the API stay and
+                    # are re-embedded below, since the folder cannot give them back.
+                    store.db.execute("delete from files where status != ?", [ADDED])
+                    generation = int(store.meta().get("generation", 0))
                     store.db.execute("delete from meta")
             store.bind(
                 root, self.embedder.describe(), self.embedder.dimension, self.options.faiss_factory
             )
+            if rebuild:
+                # Keep the generation counter monotonic so no old FAISS stamp can match.
+                store.set_meta(generation=generation + 1)
+                self._reembed_added(store, report)
             todo = self._plan(store, root, report)
             self._embed_all(store, root, todo, report, progress, on_progress)
             if not store.faiss_is_current():
@@ -155,7 +161,7 @@ class Indexer:
 
     def _plan(self, store: Store, root: Path, report: SyncReport) -> list[tuple]:
         opts = self.options
-        known = {r["path"]: r for r in store.db["files"].rows}
+        known = {r["path"]: r for r in store.db["files"].rows_where("status != ?", [ADDED])}
         seen: set[str] = set()
         todo: list[tuple[FileStat, str, dict | None]] = []
         for f in walk(root, opts.include, opts.exclude, skip=[store.path]):
@@ -204,6 +210,27 @@ class Indexer:
             if gone:
                 store.bump_generation()
         return keep
+
+    def _reembed_added(self, store: Store, report: SyncReport) -> None:
+        """Re-embed the texts added through the API with the current embedder."""
+        rows = store.db.execute(
+            "select c.id, c.text from chunks c join files f on f.id = c.file_id "
+            "where f.status = ? order by c.id",
+            [ADDED],
+        ).fetchall()
+        step = max(self.options.group_chunks, 1)
+        for i in range(0, len(rows), step):
+            part = rows[i : i + step]
+            t = time.perf_counter()
+            vectors = self.embedder.encode([r[1] for r in part]).astype(np.float32, copy=False)
+            report.embed_seconds += time.perf_counter() - t
+            with store.db.atomic():
+                store.db.conn.executemany(
+                    "update chunks set vector = ? where id = ?",
+                    [(v.tobytes(), r[0]) for v, r in zip(vectors, part, strict=True)],
+                )
+                store.bump_generation()
+            report.chunks += len(part)
 
     def _write_skip(
         self, store: Store, f: FileStat, sha: str | None, row: dict | None, reason: str

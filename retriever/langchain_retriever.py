@@ -25,7 +25,13 @@ class TPRetriever(BaseRetriever):
         mode: hybrid, dense or bm25.
         filter: restricts candidates (path glob, suffixes, mtime).
         fetch_k: candidates per side before fusion.
-        weights: RRF weights for hybrid.
+        weights: RRF weights for hybrid (default per model).
+        mmr: re-rank the candidates by maximal marginal relevance.
+        lambda_mult: MMR trade-off, 1 = relevance only, 0 = diversity only.
+        min_score: drop results below this score (cosine for dense, BM25 for bm25, the RRF
+            score for hybrid; see :meth:`~retriever.search.Searcher.search`).
+
+    ``invoke(query, k=..., mode=..., ...)`` overrides any of these for one call.
     """
 
     searcher: Any
@@ -34,22 +40,24 @@ class TPRetriever(BaseRetriever):
     filter: Filter = Filter()
     fetch_k: int = 50
     weights: dict[str, float] | None = None
+    mmr: bool = False
+    lambda_mult: float = 0.5
+    min_score: float | None = None
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        results = self.searcher.search(
-            query,
-            k=self.k,
-            mode=self.mode,
-            flt=self.filter,
-            fetch_k=self.fetch_k,
-            weights=self.weights,
-        )
+        opts = {
+            name: kwargs.get(name, getattr(self, name))
+            for name in ("k", "mode", "fetch_k", "weights", "mmr", "lambda_mult", "min_score")
+        }
+        flt = kwargs.get("filter", self.filter)
+        flt = Filter(metadata=flt) if isinstance(flt, dict) else flt
+        results = self.searcher.search(query, flt=flt, **opts)
         return [
             Document(
                 page_content=r.text,
-                id=str(r.chunk_id),
+                id=r.doc_id,
                 metadata={
                     "source": r.path,
                     "chunk_id": r.chunk_id,
@@ -59,6 +67,7 @@ class TPRetriever(BaseRetriever):
                     "page": r.page,
                     "score": r.score,
                     "scores": r.scores,
+                    **r.metadata,
                 },
             )
             for r in results
@@ -71,11 +80,7 @@ class TPRetriever(BaseRetriever):
 
         index_dir = resolve_index(index_dir)
         if embedder is None:
-            from .baselines import load_embedder
-            from .embedder import EmbedderConfig
-            from .store import Store
+            from .baselines import load_index_embedder
 
-            with Store.open(index_dir) as store:
-                config = EmbedderConfig(**store.meta()["embedder"])
-            embedder = load_embedder(config)
+            embedder = load_index_embedder(index_dir)
         return cls(searcher=Searcher(index_dir, embedder), **kwargs)

@@ -55,3 +55,10 @@ def m002_chunks_fts(db: Database) -> None:
     # FTS5 over chunk text (Porter stemming), kept in sync with `chunks` by triggers, so
     # inserts, updates and cascade deletes from the indexer reach BM25 search too.
     db["chunks"].enable_fts(["text"], create_triggers=True, tokenize="porter", fts_version="FTS5")
+
+
+@migrations(name="m003_chunk_metadata")
+def m003_chunk_metadata(db: Database) -> None:
+    # Caller-supplied metadata as a JSON object per chunk (texts added through the LangChain
+    # VectorStore carry it; folder chunks have none). Filters read it with json_extract.
+    db["chunks"].add_column("metadata", str)

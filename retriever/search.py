@@ -9,25 +9,28 @@
   the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
   unrelated scales.
 
-Filters (path glob, file suffix, mtime range) become SQL over ``files``; the matching chunk ids
-are handed to FAISS as an ID selector, so dense search returns k results whenever k chunks
-match, instead of filtering a top-k after the fact.
+Filters (path glob, file suffix, mtime range, stored metadata keys) become SQL over ``files``
+and ``chunks``; the matching chunk ids are handed to FAISS as an ID selector, so dense search
+returns k results whenever k chunks match, instead of filtering a top-k after the fact.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, EmptyInputError
-from .store import IndexMismatchError, Store
+from .store import ADDED, API_PREFIX, IndexMismatchError, Store
 
 MODES = ("hybrid", "dense", "bm25")
+FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
 RRF_K = 60
 # Default dense weight in hybrid RRF (BM25 weighs 1), chosen on SciFact *train* queries
 # (benchmarks/RESULTS.md). For the small default TP model every positive weight lost to BM25,
@@ -44,12 +47,16 @@ class Filter:
         path_glob: glob on the path relative to the indexed folder (e.g. ``docs/*.md``).
         suffixes: file types, e.g. ``(".md", ".pdf")``.
         modified_after / modified_before: file mtime bounds, in seconds since the epoch.
+        metadata: stored metadata that must match exactly, e.g. ``{"lang": "en", "year": 2024}``
+            (scalar values; None matches a missing key). Only texts added with metadata
+            (through the VectorStore) have any.
     """
 
     path_glob: str | None = None
     suffixes: tuple[str, ...] = ()
     modified_after: float | None = None
     modified_before: float | None = None
+    metadata: dict[str, Any] | None = field(default=None, hash=False)
 
     def __bool__(self) -> bool:
         return bool(
@@ -57,12 +64,42 @@ class Filter:
             or self.suffixes
             or self.modified_after is not None
             or self.modified_before is not None
+            or self.metadata
         )
+
+
+def metadata_clause(metadata: dict[str, Any]) -> tuple[list[str], list]:
+    """SQL conditions on ``c.metadata`` (JSON) for an exact-match metadata filter.
+
+    Raises:
+        ConfigError: a key with a double quote, or a value that is not a scalar.
+    """
+    where, params = [], []
+    for key, value in metadata.items():
+        if not isinstance(key, str) or '"' in key:
+            raise ConfigError(f"metadata filter key {key!r} must be a string without '\"'")
+        path = f'$."{key}"'
+        if value is None:
+            where.append("json_extract(c.metadata, ?) is null")
+            params.append(path)
+        elif isinstance(value, (str, int, float, bool)):
+            where.append("json_extract(c.metadata, ?) = ?")
+            params += [path, value]
+        else:
+            raise ConfigError(
+                f"metadata filter {key}={value!r}: only exact matches on strings, numbers, "
+                "booleans or None are supported"
+            )
+    return where, params
 
 
 @dataclass
 class Result:
-    """One retrieved chunk with every score that led to it."""
+    """One retrieved chunk with every score that led to it.
+
+    ``doc_id`` is the id LangChain sees: the caller's id for a text added through the
+    VectorStore, ``chunk-<chunk_id>`` for a chunk of a folder file.
+    """
 
     chunk_id: int
     text: str
@@ -74,6 +111,8 @@ class Result:
     score: float
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
+    doc_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -161,6 +200,10 @@ class Searcher:
             params += [
                 "%" + s.lower() if s.startswith(".") else "%." + s.lower() for s in flt.suffixes
             ]
+        if flt.metadata:
+            more_where, more_params = metadata_clause(flt.metadata)
+            where += more_where
+            params += more_params
         sql = "select c.id, f.path from chunks c join files f on f.id = c.file_id"
         if where:
             sql += " where " + " and ".join(where)
@@ -171,16 +214,25 @@ class Searcher:
 
     # -- the three modes --------------------------------------------------------------------
 
+    def embed_query(self, query: str) -> np.ndarray:
+        if self.embedder is None:
+            raise ConfigError("dense search needs an embedder; open the Searcher with one")
+        return self.embedder.encode(query)
+
     def dense(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
+        return self.dense_vector(self.embed_query(query), k, allowed)
+
+    def dense_vector(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k chunk ids by inner product with an already embedded query."""
         import faiss
 
-        if self.embedder is None:
-            raise ConfigError("dense search needs an embedder; open the Searcher with one")
         if allowed is not None and len(allowed) == 0:
             return []
-        q = self.embedder.encode(query).astype(np.float32)[None]
+        q = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         index = self.faiss
         params = None
         if allowed is not None:
@@ -221,6 +273,7 @@ class Searcher:
         mmr: bool = False,
         lambda_mult: float = 0.5,
         min_score: float | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[Result]:
         """Top-k chunks for ``query`` (thread-safe).
 
@@ -238,17 +291,21 @@ class Searcher:
             min_score: drop results below this score, on the mode's own scale: cosine
                 similarity for dense (-1..1), BM25 for bm25 (>= 0, unbounded), the RRF score
                 for hybrid (at most ``sum(weights) / 61``).
+            query_vector: the query already embedded (dense side and MMR); ``query`` may then
+                be empty in dense mode.
 
         Raises:
             EmptyInputError: empty query. ConfigError: unknown mode or bad k.
         """
         with self._lock:  # one SQLite connection and one FAISS index, shared by threads
-            return self._search(query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score)
+            return self._search(
+                query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, query_vector
+            )
 
     def _search(
-        self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score
+        self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, qvec
     ) -> list[Result]:
-        if not query or not query.strip():
+        if (not query or not query.strip()) and not (qvec is not None and mode == "dense"):
             raise EmptyInputError("the query is empty; type something to search for")
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; choose {', '.join(MODES)}")
@@ -259,14 +316,16 @@ class Searcher:
         if mmr and self.embedder is None:
             raise ConfigError("MMR needs the embedder: open the Searcher with one")
         depth = max(k, fetch_k) if (mode == "hybrid" or mmr) else k
+        if qvec is None and (mode != "bm25" or mmr):
+            qvec = self.embed_query(query)  # once, for the dense side and MMR alike
         if mode in ("dense", "hybrid"):
-            ranked["dense"] = self.dense(query, depth, allowed)
+            ranked["dense"] = self.dense_vector(qvec, depth, allowed)
         if mode in ("bm25", "hybrid"):
             ranked["bm25"] = self.bm25(query, depth, allowed)
         order = ranked[mode] if mode != "hybrid" else rrf(ranked, weights or self.default_weights())
         if min_score is not None:
             order = [(cid, s) for cid, s in order if s >= min_score]
-        order = self._mmr(query, order, k, lambda_mult) if mmr else order[:k]
+        order = self._mmr(qvec, order, k, lambda_mult) if mmr else order[:k]
         return self._results(order, ranked)
 
     def _vectors(self, ids: list[int]) -> np.ndarray:
@@ -278,13 +337,13 @@ class Searcher:
         return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
 
     def _mmr(
-        self, query: str, order: list[tuple[int, float]], k: int, lam: float
+        self, qvec: np.ndarray, order: list[tuple[int, float]], k: int, lam: float
     ) -> list[tuple[int, float]]:
         if not order:
             return []
         ids = [cid for cid, _ in order]
         vecs = self._vectors(ids)
-        rel = vecs @ self.embedder.encode(query).astype(np.float32)
+        rel = vecs @ np.asarray(qvec, dtype=np.float32)
         sim = vecs @ vecs.T
         picked: list[int] = []
         left = list(range(len(ids)))
@@ -296,18 +355,60 @@ class Searcher:
             left.remove(best)
         return [order[i] for i in picked]
 
+    def chunk_ids_for(self, doc_ids) -> list[int]:
+        """Chunk ids for LangChain document ids (missing ones are left out), in order."""
+        out = []
+        with self._lock:
+            for doc_id in doc_ids:
+                m = FOLDER_ID.fullmatch(doc_id)
+                if m:
+                    out.append(int(m.group(1)))
+                    continue
+                row = self.store.db.execute(
+                    "select c.id from chunks c join files f on f.id = c.file_id "
+                    "where f.status = ? and f.path = ?",
+                    [ADDED, API_PREFIX + doc_id],
+                ).fetchone()
+                if row:
+                    out.append(row[0])
+        return out
+
+    def fetch(self, ids: list[int]) -> dict[int, dict]:
+        """Chunk rows by id, with path, LangChain doc id and decoded metadata."""
+        if not ids:
+            return {}
+        rows = {}
+        with self._lock:
+            found = list(
+                self.store.db.query(
+                    'select c.id, c.text, c.ordinal, c.start, c."end", c.page, c.metadata, f.path, '
+                    "f.status from chunks c join files f on f.id = c.file_id "
+                    f"where c.id in ({','.join('?' * len(ids))})",
+                    list(ids),
+                )
+            )
+        for r in found:
+            r["metadata"] = json.loads(r["metadata"]) if r["metadata"] else {}
+            r["doc_id"] = (
+                r["path"].removeprefix(API_PREFIX) if r["status"] == ADDED else f"chunk-{r['id']}"
+            )
+            rows[r["id"]] = r
+        return rows
+
+    def replace_faiss(self, index, generation) -> None:
+        """Adopt an index a writer has just brought up to ``generation`` (no reload)."""
+        with self._lock:
+            self._faiss, self._faiss_generation = index, generation
+
+    def cached_faiss(self, generation):
+        """The loaded FAISS index if it is at ``generation``, else None."""
+        with self._lock:
+            return self._faiss if self._faiss_generation == generation else None
+
     def _results(self, order, ranked) -> list[Result]:
         if not order:
             return []
-        ids = [cid for cid, _ in order]
-        rows = {
-            r["id"]: r
-            for r in self.store.db.query(
-                'select c.id, c.text, c.ordinal, c.start, c."end", c.page, f.path from chunks c '
-                f"join files f on f.id = c.file_id where c.id in ({','.join('?' * len(ids))})",
-                ids,
-            )
-        }
+        rows = self.fetch([cid for cid, _ in order])
         per_side = {
             side: {cid: (rank, s) for rank, (cid, s) in enumerate(hits, start=1)}
             for side, hits in ranked.items()
@@ -324,6 +425,8 @@ class Searcher:
                 r["end"],
                 r["page"],
                 float(score),
+                doc_id=r["doc_id"],
+                metadata=r["metadata"],
             )
             for side, table in per_side.items():
                 if cid in table:

@@ -29,6 +29,12 @@ from .errors import TPRError
 from .migrations import migrations
 
 DEFAULT_FACTORY = "Flat"
+# Texts added through the LangChain VectorStore (not from the folder) are stored as one
+# ``files`` row each, with this status and a path of API_PREFIX + their id. A walk never yields
+# such a path (relative paths have no "//"), so they cannot collide with folder files, and a
+# folder sync leaves them alone.
+ADDED = "added"
+API_PREFIX = "vectorstore://"
 DB_NAME, FAISS_NAME, FAISS_META, LOCK_NAME = "index.db", "vectors.faiss", "vectors.json", "lock"
 
 
@@ -178,14 +184,18 @@ class Store:
             [{"key": k, "value": json.dumps(v)} for k, v in values.items()], pk="key"
         )
 
-    def bind(self, root: Path, embedder_info: dict, dimension: int, factory: str) -> None:
+    def bind(self, root: Path | None, embedder_info: dict, dimension: int, factory: str) -> None:
         """Record root and embedder on a new index; refuse a mismatch on an existing one.
+
+        Args:
+            root: the indexed folder, or None for texts added through the API only (an
+                index without a folder takes the first folder it is synced with).
 
         Raises:
             IndexMismatchError: the index holds another folder or another embedder.
         """
         m = self.meta()
-        root_s = str(Path(root).resolve())
+        root_s = str(Path(root).resolve()) if root is not None else None
         if "fingerprint" not in m:
             self.set_meta(
                 root=root_s,
@@ -199,7 +209,7 @@ class Store:
                 generation=0,
             )
             return
-        if m["root"] != root_s:
+        if root_s is not None and m.get("root") not in (None, root_s):
             raise IndexMismatchError(
                 f"index {self.path} holds the folder {m['root']}, not {root_s}; "
                 "use --index DIR for a separate index"
@@ -215,6 +225,8 @@ class Store:
                 + ". Re-run with --rebuild to re-embed everything with the new settings, "
                 "or use --index DIR for a separate index"
             )
+        if root_s is not None and m.get("root") is None:
+            self.set_meta(root=root_s)
 
     def bump_generation(self) -> int:
         gen = int(self.meta().get("generation", 0)) + 1

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from langchain_tests.integration_tests import (
+    EmbeddingsIntegrationTests,
+    VectorStoreIntegrationTests,
+)
 
 from retriever import TPEmbedder
 from retriever.embedder import EmbedderConfig
+from retriever.embeddings import TPEmbeddings
+from retriever.vectorstore import TPVectorStore
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +47,35 @@ def test_default_model_settings_and_fingerprint(gemma):
         ]
     )
     assert float(v @ batch[0]) > 0.9999
+
+
+# -- LangChain's standard suites on the real default model ---------------------------------
+
+
+class TestEmbeddingsSuiteOnDefaultModel(EmbeddingsIntegrationTests):
+    @pytest.fixture(autouse=True)
+    def _model(self, gemma):
+        self._gemma = gemma
+
+    @property
+    def embeddings_class(self):
+        return TPEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict:
+        return {"embedder": self._gemma}  # loaded once for the module
+
+
+class TestVectorStoreSuiteOnDefaultModel(VectorStoreIntegrationTests):
+    @pytest.fixture(autouse=True)
+    def _model(self, gemma):
+        self._gemma = gemma
+
+    def get_embeddings(self):  # the suite's default is a hash-based fake
+        return TPEmbeddings(self._gemma)
+
+    @pytest.fixture
+    def vectorstore(self, tmp_path):
+        store = TPVectorStore(tmp_path / "idx", self.get_embeddings())
+        yield store
+        store.close()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 from langchain_core.embeddings import Embeddings
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests
+from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from retriever import EmbedderConfig, TPEmbedder
 from retriever.embeddings import TPEmbeddings
@@ -21,3 +24,32 @@ def test_documents_and_query_share_the_embedder(tiny_models, tokenizer):
     np.testing.assert_allclose(lc.embed_query("a cat"), docs[0], atol=1e-5)
     # The async API of the base class delegates to the sync methods.
     np.testing.assert_allclose(asyncio.run(lc.aembed_query("a cat")), docs[0], atol=1e-5)
+
+
+class _Params:
+    """The embeddings under test load a tiny Llama from a local HF directory."""
+
+    @pytest.fixture(autouse=True)
+    def _model_dir(self, tiny_model_dir):
+        self._dir = str(tiny_model_dir)
+
+    @property
+    def embeddings_class(self):
+        return TPEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict:
+        return {"model": self._dir, "tp_start": 0, "tp_exit": 2, "output_layer": 2}
+
+
+class TestStandardUnit(_Params, EmbeddingsUnitTests):
+    pass
+
+
+class TestStandardIntegration(_Params, EmbeddingsIntegrationTests):
+    pass
+
+
+def test_keyword_settings_reach_the_embedder(tiny_model_dir):
+    lc = TPEmbeddings(model=str(tiny_model_dir), tp=False, output_layer=1)
+    assert lc.embedder.config.tp is False and lc.embedder.config.output_layer == 1

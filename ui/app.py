@@ -17,8 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from retriever.baselines import load_embedder
-from retriever.embedder import EmbedderConfig
+from retriever.baselines import index_embedder_config, load_embedder
 from retriever.errors import TPRError
 from retriever.inspect import (
     chunk_by_position,
@@ -59,7 +58,7 @@ def configured_indexes() -> list[Path]:
 
 @st.cache_resource(show_spinner="Loading the embedding model (once)...")
 def get_embedder(config_json: str):
-    return load_embedder(EmbedderConfig(**json.loads(config_json)))
+    return load_embedder(index_embedder_config({"embedder": json.loads(config_json)}))
 
 
 @st.cache_resource
@@ -77,7 +76,8 @@ def index_card(store: Store) -> dict:
         f"prompt: {e.get('prompt')}  TP: {e.get('tp')} [{e.get('tp_start')}, {e.get('tp_exit')})\n"
         f"output layer: {e.get('output_layer')}  pooling: {e.get('pooling')}\n"
         f"fingerprint: {str(m.get('fingerprint'))[:16]}\n"
-        f"files: {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped\n"
+        f"files: {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
+        f"{counts.get('added', 0)} texts added from code\n"
         f"chunks: {store.chunk_count()}\nbuilt: {m.get('created')}\nupdated: {m.get('updated')}"
     )
     skipped = list(
@@ -105,7 +105,10 @@ def show_results(searcher: Searcher, query: str, results) -> None:
 def manage(searcher: Searcher, meta: dict, index_dir: Path) -> None:
     """Re-sync the index's folder, if it lies under a root the user allowed."""
     roots = allowed_roots()
-    folder = Path(meta.get("root", "")).resolve()
+    if not meta.get("root"):
+        st.info("This index has no folder: its texts were added from code (TPVectorStore).")
+        return
+    folder = Path(meta["root"]).resolve()
     if not roots:
         st.info(
             "Indexing from the app is off. Allow folders with "

@@ -1,0 +1,406 @@
+"""``TPVectorStore``: a LangChain ``VectorStore`` over a tp-retriever index.
+
+The index stays the one source of truth. A text added through this class is stored as one
+``files`` row (status ``added``, path ``vectorstore://<id>``) with one chunk: it is never split
+again (LangChain callers split before adding), its metadata goes in the chunk's JSON
+``metadata`` column, and folder syncs leave it alone. So one index can hold a synced folder
+*and* texts added from code, and ``tpr search``, the UI and :class:`TPRetriever` see both.
+
+Ids: a text added here keeps the caller's id (or gets a UUID); a chunk of a folder file is
+``chunk-<n>`` (read-only here: change the folder and re-sync instead). Adding an existing id
+replaces it.
+
+Embeddings: :class:`~retriever.embeddings.TPEmbeddings` (or anything with an ``embedder`` that
+has a ``fingerprint``) is used directly, so the index is the same as one ``tpr index`` builds.
+Any other LangChain ``Embeddings`` is wrapped in :class:`EmbeddingsAdapter`, fingerprinted by
+class and scalar parameters, and vectors are L2-normalised so that scores are cosine
+similarities. An index refuses embeddings other than the ones it was built with.
+
+Writes take the index's writer lock for the duration of the call only, commit in one
+transaction, and update the FAISS cache in place (a rebuild from SQLite where the index type
+cannot remove ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+
+from .errors import ConfigError
+from .search import FOLDER_ID, Filter, Searcher
+from .store import ADDED, API_PREFIX, DEFAULT_FACTORY, Store, now, resolve_index
+
+_FOLDER_ID = FOLDER_ID
+
+
+class EmbeddingsAdapter:
+    """Any LangChain ``Embeddings`` behind the embedder interface the index and Searcher use.
+
+    Args:
+        embeddings: the LangChain embeddings object.
+    """
+
+    def __init__(self, embeddings: Embeddings):
+        self.embeddings = embeddings
+        cls = type(embeddings)
+        self.dimension = len(embeddings.embed_query("dimension probe"))
+        self.identity = {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "params": _scalar_params(embeddings),
+            "dimension": self.dimension,
+        }
+        blob = json.dumps(self.identity, sort_keys=True).encode()
+        self.fingerprint = hashlib.sha256(blob).hexdigest()
+
+        class _Config:  # what Searcher.default_weights reads
+            model = f"langchain:{cls.__qualname__}"
+
+        self.config = _Config()
+
+    def describe(self) -> dict:
+        return {
+            "config": {"model": self.config.model, "langchain": self.identity},
+            "fingerprint": self.fingerprint,
+        }
+
+    def encode(self, sentences: str | Sequence[str]) -> np.ndarray:
+        """str -> 1-D, list -> 2-D float32, L2-normalised (so inner product = cosine)."""
+        single = isinstance(sentences, str)
+        if single:
+            vecs = np.asarray([self.embeddings.embed_query(sentences)], dtype=np.float32)
+        else:
+            vecs = np.asarray(self.embeddings.embed_documents(list(sentences)), dtype=np.float32)
+            vecs = vecs.reshape(len(sentences), self.dimension)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = vecs / np.where(norms == 0, 1.0, norms)
+        return vecs[0] if single else vecs
+
+
+def _scalar_params(embeddings) -> dict:
+    """The scalar settings of a (pydantic) embeddings object: stable across processes."""
+    dump = getattr(embeddings, "model_dump", None)
+    if dump is None:
+        return {}
+    try:
+        data = dump()
+    except Exception:  # a model that cannot dump is fingerprinted by class only
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def as_embedder(embeddings: Embeddings):
+    """The embedder to store and search with: ours directly, anything else adapted."""
+    inner = getattr(embeddings, "embedder", None)
+    if inner is not None and getattr(inner, "fingerprint", None):
+        return inner
+    return EmbeddingsAdapter(embeddings)
+
+
+def to_filter(flt: Filter | dict | None) -> Filter | None:
+    """LangChain passes filters as dicts of metadata to match; a Filter passes through."""
+    if flt is None or isinstance(flt, Filter):
+        return flt
+    if isinstance(flt, dict):
+        return Filter(metadata=flt)
+    raise ConfigError(f"filter must be a dict of metadata or a Filter, not {type(flt).__name__}")
+
+
+class TPVectorStore(VectorStore):
+    """A LangChain vector store whose storage is a tp-retriever index directory.
+
+    Args:
+        index_dir: index path or name (created if missing).
+        embedding: LangChain embeddings; must match the index's if it exists.
+        faiss_factory: FAISS index type for a new index (default Flat).
+
+    Raises:
+        IndexMismatchError: the index was built with other embeddings.
+        IndexLockedError: another process is writing to the index right now.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        embedding: Embeddings,
+        faiss_factory: str = DEFAULT_FACTORY,
+    ):
+        self.index_dir = resolve_index(index_dir)
+        self._embeddings = embedding
+        self.embedder = as_embedder(embedding)
+        with Store.writer(self.index_dir) as store:
+            store.bind(None, self.embedder.describe(), self.embedder.dimension, faiss_factory)
+        self.searcher = Searcher(self.index_dir, self.embedder)
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embeddings
+
+    def close(self) -> None:
+        self.searcher.close()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str | None] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and store texts (one chunk each); an existing id is replaced.
+
+        Raises:
+            ConfigError: mismatched lengths, duplicate or reserved ids, metadata that is not
+                JSON.
+            EmptyInputError: an empty text.
+        """
+        texts = list(texts)
+        metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
+        ids = [i or str(uuid.uuid4()) for i in ids] if ids is not None else []
+        ids = ids or [str(uuid.uuid4()) for _ in texts]
+        if not (len(texts) == len(metadatas) == len(ids)):
+            raise ConfigError(
+                f"got {len(texts)} texts, {len(metadatas)} metadatas and {len(ids)} ids; "
+                "pass one of each per text"
+            )
+        if len(set(ids)) != len(ids):
+            raise ConfigError("ids must be unique within one call")
+        for i in ids:
+            if _FOLDER_ID.fullmatch(i):
+                raise ConfigError(f"id {i!r} is reserved for chunks of the indexed folder")
+        try:
+            meta_json = [json.dumps(m or {}, sort_keys=True) for m in metadatas]
+        except TypeError as e:
+            raise ConfigError(f"metadata must be JSON-serialisable ({e})") from None
+        if not texts:
+            return []
+        vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
+        tokenize = getattr(self.embedder, "tokenize", None)
+        with Store.writer(self.index_dir) as store:
+            before = store.meta().get("generation")
+            with store.db.atomic():
+                removed = self._delete_rows(store, ids)
+                added = []
+                for doc_id, text, meta, vec in zip(ids, texts, meta_json, vectors, strict=True):
+                    file_id = (
+                        store.db["files"]
+                        .insert(
+                            {
+                                "path": API_PREFIX + doc_id,
+                                "size": len(text.encode()),
+                                "mtime_ns": 0,
+                                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                                "status": ADDED,
+                                "reason": None,
+                                "chunks": 1,
+                                "indexed_at": now(),
+                            }
+                        )
+                        .last_pk
+                    )
+                    chunk = {
+                        "file_id": file_id,
+                        "ordinal": 0,
+                        "text": text,
+                        "start": 0,
+                        "end": len(text),
+                        "page": None,
+                        "tokens": len(tokenize(text).ids) if tokenize else 0,
+                        "vector": vec.tobytes(),
+                        "metadata": meta,
+                    }
+                    added.append(store.db["chunks"].insert(chunk).last_pk)
+                after = store.bump_generation()
+            self._update_faiss(store, before, after, removed, added, vectors)
+        return ids
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
+        """Delete texts added here by id (all of them when ids is None); missing ids are
+        ignored.
+
+        Raises:
+            ConfigError: an id names a chunk of the indexed folder.
+        """
+        for i in ids or []:
+            if _FOLDER_ID.fullmatch(i):
+                raise ConfigError(
+                    f"{i} is a chunk of the indexed folder; remove or exclude the file and "
+                    "re-sync (`tpr index`) instead"
+                )
+        with Store.writer(self.index_dir) as store:
+            if ids is None:
+                ids = [
+                    r[0].removeprefix(API_PREFIX)
+                    for r in store.db.execute("select path from files where status = ?", [ADDED])
+                ]
+            before = store.meta().get("generation")
+            with store.db.atomic():
+                removed = self._delete_rows(store, list(ids))
+                if not removed:
+                    return True
+                after = store.bump_generation()
+            self._update_faiss(store, before, after, removed, [], None)
+        return True
+
+    @staticmethod
+    def _delete_rows(store: Store, ids: list[str]) -> list[int]:
+        """Delete the added texts with these ids; returns the chunk ids that went."""
+        removed: list[int] = []
+        for start in range(0, len(ids), 500):
+            paths = [API_PREFIX + i for i in ids[start : start + 500]]
+            marks = ",".join("?" * len(paths))
+            where = f"f.status = ? and f.path in ({marks})"
+            removed += [
+                r[0]
+                for r in store.db.execute(
+                    f"select c.id from chunks c join files f on f.id = c.file_id where {where}",
+                    [ADDED, *paths],
+                )
+            ]
+            store.db.execute(
+                f"delete from files where status = ? and path in ({marks})", [ADDED, *paths]
+            )
+        return removed
+
+    def _update_faiss(self, store, before, after, removed, added, vectors) -> None:
+        """Bring the searcher's FAISS index from ``before`` to ``after`` and persist it."""
+        index = self.searcher.cached_faiss(before)
+        if index is not None:
+            try:
+                if removed:
+                    index.remove_ids(np.asarray(removed, dtype=np.int64))
+                if added:
+                    index.add_with_ids(
+                        np.ascontiguousarray(vectors), np.asarray(added, dtype=np.int64)
+                    )
+            except RuntimeError:  # e.g. HNSW cannot remove ids: rebuild from SQLite
+                index = None
+        if index is None or index.ntotal != store.chunk_count():
+            index = store.build_faiss()
+        store.write_faiss(index)
+        self.searcher.replace_faiss(index, after)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Documents for the ids that exist (added texts, or ``chunk-<n>`` folder chunks)."""
+        chunk_ids = self.searcher.chunk_ids_for(ids)
+        rows = self.searcher.fetch(chunk_ids)
+        return [_document(rows[c]) for c in chunk_ids if c in rows]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Dense search; the score is the cosine similarity (-1..1, higher is closer)."""
+        results = self.searcher.search(query, k=k, mode="dense", flt=to_filter(filter))
+        return [(_document(r.__dict__), r.score) for r in results]
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return [d for d, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict | Filter | None = None, **kwargs
+    ) -> list[Document]:
+        vec = _unit(embedding)
+        results = self.searcher.search(
+            "", k=k, mode="dense", flt=to_filter(filter), query_vector=vec
+        )
+        return [_document(r.__dict__) for r in results]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict | Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR over the ``fetch_k`` nearest chunks (1 = relevance only, 0 = diversity only)."""
+        vec = self.embedder.encode(query)
+        return self.max_marginal_relevance_search_by_vector(
+            vec, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict | Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        results = self.searcher.search(
+            "",
+            k=k,
+            mode="dense",
+            flt=to_filter(filter),
+            fetch_k=fetch_k,
+            mmr=True,
+            lambda_mult=lambda_mult,
+            query_vector=_unit(embedding),
+        )
+        return [_document(r.__dict__) for r in results]
+
+    def _select_relevance_score_fn(self):
+        # Scores are cosine similarities; relevance is the same number clipped to [0, 1].
+        return lambda score: min(1.0, max(0.0, score))
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        index_dir: str | Path | None = None,
+        **kwargs: Any,
+    ) -> TPVectorStore:
+        """Create (or open) the index at ``index_dir`` and add the texts.
+
+        Raises:
+            ConfigError: no ``index_dir`` given.
+        """
+        if index_dir is None:
+            raise ConfigError(
+                "TPVectorStore.from_texts needs index_dir=... (a folder or index name to keep "
+                "the index in)"
+            )
+        store = cls(index_dir, embedding, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n else v
+
+
+def _document(row: dict) -> Document:
+    """A LangChain Document: added texts carry their own metadata; folder chunks their place."""
+    if not _FOLDER_ID.fullmatch(row["doc_id"]):
+        metadata = dict(row["metadata"])
+    else:
+        metadata = {
+            "source": row["path"],
+            "chunk_id": row.get("chunk_id", row.get("id")),
+            "start": row["start"],
+            "end": row["end"],
+            "page": row["page"],
+        }
+    return Document(page_content=row["text"], metadata=metadata, id=row["doc_id"])

@@ -622,6 +622,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, as_
     from .store import Store
 
     index_dir = _index_dir(index_dir)
+    metadata = _parse_meta(meta) or None
     embedder = None
     if mode != "bm25":
         with Store.open(index_dir) as store:
@@ -630,7 +631,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, as_
         path_glob=path_glob,
         suffixes=tuple(suffixes),
         modified_after=time.time() - since_days * 86400 if since_days else None,
-        metadata=_parse_meta(meta) or None,
+        metadata=metadata,
     )
     searcher = Searcher(index_dir, embedder)
     t = time.perf_counter()

@@ -230,3 +230,27 @@ def test_api_only_index_takes_the_first_folder_synced(tmp_path, vs, fake):
     Indexer(fake, IndexOptions(chunk_size=64)).sync(root, tmp_path / "idx")
     with Store.open(tmp_path / "idx") as store:
         assert store.meta()["root"] == str(root.resolve()) and store.chunk_count() == 2
+
+
+def test_cli_searches_added_texts_with_a_metadata_filter(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from retriever.cli import cli
+
+    idx = tmp_path / "idx"
+    vs = TPVectorStore(idx, DeterministicFakeEmbedding(size=6))
+    vs.add_texts(["cat one", "cat two", "cat three"], [{"n": 1}, {"n": 2}, {"n": 3}])
+    vs.close()
+    run = CliRunner().invoke(
+        cli, ["search", "cat", "--index", str(idx), "--mode", "bm25", "--meta", "n=2", "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    hits = json.loads(run.output)["results"]
+    assert [h["text"] for h in hits] == ["cat two"] and hits[0]["metadata"] == {"n": 2}
+    bad = CliRunner().invoke(cli, ["search", "cat", "--index", str(idx), "--meta", "n"])
+    assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
+    # Dense search needs those third-party embeddings, which the CLI cannot load by name.
+    dense = CliRunner().invoke(cli, ["search", "cat", "--index", str(idx), "--mode", "dense"])
+    assert dense.exit_code == 1 and "LangChain embeddings" in dense.output

@@ -4,7 +4,10 @@
   normalised vectors = cosine similarity.
 * **bm25**: SQLite FTS5 over chunk text with Porter stemming. The query is reduced to its word
   tokens, each quoted and joined with OR, so FTS syntax (quotes, AND, NEAR, ``*``) in user input
-  is matched as words and never reaches the parser. Score = -bm25() (higher is better).
+  is matched as words and never reaches the parser. Score = -bm25() (higher is better). FTS5
+  scores every matching row, so on large indexes words found in more than half of the chunks
+  are left out of the MATCH: FTS5 clamps their IDF to 1e-6, so they cannot change any score by
+  more than that, but they make nearly every row a candidate (a 7x slowdown at 100k chunks).
 * **hybrid**: weighted reciprocal rank fusion, ``sum_i w_i / (k + rank_i)`` with k = 60, over
   the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
   unrelated scales.
@@ -118,10 +121,20 @@ class Result:
         return dict(self.__dict__)
 
 
-def fts_query(query: str) -> str | None:
-    """User text -> a safe FTS5 query (quoted word tokens joined by OR), or None if no words."""
-    words = re.findall(r"\w+", query.lower())
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+# Below this many chunks every query word is kept: FTS5 is fast there, and the results stay
+# exactly those of the full OR query.
+PRUNE_MIN_CHUNKS = 1000
+
+
+def fts_words(query: str) -> list[str]:
+    """The distinct word tokens of a query, lower-cased, in order."""
+    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+
+
+def fts_query(query: str | list[str]) -> str | None:
+    """User text (or words) -> a safe FTS5 query: quoted words joined by OR; None if no words."""
+    words = fts_words(query) if isinstance(query, str) else query
+    return " OR ".join(f'"{w}"' for w in words) or None
 
 
 def rrf(
@@ -165,6 +178,8 @@ class Searcher:
         self._faiss = None
         self._faiss_generation = None
         self._lock = threading.RLock()
+        self._df: dict[str, int] = {}  # document frequency per query word, for this generation
+        self._df_generation = None
 
     def close(self) -> None:
         self.store.close()
@@ -240,12 +255,30 @@ class Searcher:
         scores, ids = index.search(q, min(k, index.ntotal or 1), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
+    def informative_words(self, words: list[str]) -> list[str]:
+        """Drop words that occur in more than half of the chunks (IDF clamped to ~0 by FTS5),
+        unless nothing would be left or the index is small (see :data:`PRUNE_MIN_CHUNKS`)."""
+        gen = self.store.meta().get("generation")
+        if gen != self._df_generation:
+            self._df, self._df_generation = {}, gen
+            self._n_chunks = self.store.chunk_count()
+        if self._n_chunks < PRUNE_MIN_CHUNKS or len(words) < 2:
+            return words
+        for w in words:
+            if w not in self._df:
+                self._df[w] = self.store.db.execute(
+                    "select count(*) from chunks_fts where chunks_fts match ?", [f'"{w}"']
+                ).fetchone()[0]
+        keep = [w for w in words if self._df[w] * 2 <= self._n_chunks]
+        return keep or words
+
     def bm25(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        fts = fts_query(query)
-        if fts is None or (allowed is not None and len(allowed) == 0):
+        words = fts_words(query)
+        if not words or (allowed is not None and len(allowed) == 0):
             return []
+        fts = fts_query(self.informative_words(words))
         sql = (
             "select rowid, -bm25(chunks_fts) as s from chunks_fts where chunks_fts match ? "
             "order by s desc"

@@ -217,3 +217,28 @@ def test_default_hybrid_for_the_small_model_never_ranks_below_bm25(index, monkey
     assert hybrid[: len(bm25)] == bm25  # BM25's order first; dense-only hits may follow
     emb.config = replace(emb.config, model="some/other")
     assert Searcher(idx, emb).default_weights() == {"dense": 1.0, "bm25": 1.0}
+
+
+def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(
+    tmp_path, tokenizer, monkeypatch
+):
+    import retriever.search as search_mod
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    root.mkdir()
+    texts = ["the cat sat", "the dog ran", "the car stopped", "the sea", "a cat and a dog"]
+    for i, t in enumerate(texts):
+        (root / f"{i}.txt").write_text(t)
+    emb = FakeEmbedder(tokenizer)
+    Indexer(emb, IndexOptions(chunk_size=64)).sync(root, idx)
+    s = Searcher(idx, emb)
+    full = {r.path: r.scores["bm25"] for r in s.search("the cat", k=5, mode="bm25")}
+    assert len(full) == 5  # below PRUNE_MIN_CHUNKS every word is matched
+    monkeypatch.setattr(search_mod, "PRUNE_MIN_CHUNKS", 1)
+    s = Searcher(idx, emb)
+    assert s.informative_words(["the", "cat"]) == ["cat"]  # "the" is in 4 of 5 chunks
+    assert s.informative_words(["the"]) == ["the"]  # never prune a query to nothing
+    pruned = s.search("the cat", k=5, mode="bm25")
+    assert sorted(r.path for r in pruned) == ["0.txt", "4.txt"]
+    for r in pruned:
+        assert r.scores["bm25"] == pytest.approx(full[r.path], abs=1e-5)

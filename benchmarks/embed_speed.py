@@ -5,6 +5,10 @@ the same run, and peak RSS. Every chunk is exactly N tokens long, prompt include
 cut to fit ``max_length=N``). Each setting runs ``--repeats`` times, alternating vanilla and TP,
 and the fastest run counts, so a noisy neighbour does not favour one side.
 
+The peer, all-MiniLM-L6-v2 (``--peer minilm``, the default when installed), embeds the same texts
+cut to the same number of its own word pieces (at most 256, its limit) in the same run, through
+the same ``encode()`` interface; the second table gives its chunks/s and the ratio.
+
 Model FLOPs per chunk of T tokens: 2 x (parameters of the layers that run) x T for the matmuls,
 plus 4 x T^2 x d_attn per layer for QK^T and AV (the full square, as the CPU kernel computes it).
 
@@ -14,12 +18,12 @@ plus 4 x T^2 x d_attn per layer for QK^T and AV (the full square, as the CPU ker
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import time
 from dataclasses import replace
 
 import torch
+from machine import describe  # benchmarks/machine.py
 
 from retriever import EmbedderConfig, TPEmbedder
 
@@ -80,19 +84,29 @@ def run(emb: TPEmbedder, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - t
 
 
+def peer_speed(args, n: int, texts: list[str]) -> tuple[int, float]:
+    """(tokens per chunk, best seconds) for the peer on the same texts, cut to n word pieces."""
+    from retriever.baselines import load_embedder
+
+    peer = load_embedder(EmbedderConfig(model=args.peer, max_length=n))
+    tokens = len(peer.tokenize(texts[0]).ids)
+    run(peer, texts[: args.batch_size], args.batch_size)  # warm-up
+    return tokens, min(run(peer, texts, args.batch_size) for _ in range(args.repeats))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--lengths", default="64,256,512")
+    ap.add_argument("--peer", default="minilm", help="Peer embedder ('none' to skip).")
     args = ap.parse_args()
+    print(f"machine: {describe()}")
+    peer_rows = []
 
     peak = matmul_peak()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    )
+    print(f"{torch.get_num_threads()} torch threads")
     print(f"fp32 matmul peak (2048^3): {peak:.1f} GFLOP/s\n")
     print("| tokens | mode | chunks/s | tokens/s | GFLOP/s | % of matmul peak | TP overhead |")
     print("|---:|---|---:|---:|---:|---:|---:|")
@@ -127,7 +141,20 @@ def main() -> None:
                 f"| {n} | {k} | {chunks / secs:.2f} | {chunks * n / secs:.0f} | {gflops:.1f} | "
                 f"{gflops / peak * 100:.0f}% | {over} |"
             )
+        if args.peer != "none":
+            peer_rows.append((n, chunks, best["TP"], *peer_speed(args, n, texts)))
         del embs
+    if peer_rows:
+        print(
+            f"\n| tokens | TP chunks/s | {args.peer} tokens | {args.peer} chunks/s "
+            f"| {args.peer} / TP speed |"
+        )
+        print("|---:|---:|---:|---:|---:|")
+        for n, chunks, tp_secs, peer_n, peer_secs in peer_rows:
+            print(
+                f"| {n} | {chunks / tp_secs:.2f} | {peer_n} | {chunks / peer_secs:.2f} | "
+                f"{tp_secs / peer_secs:.1f}x |"
+            )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS: {rss:.0f} MiB")
 

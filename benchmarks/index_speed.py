@@ -4,7 +4,8 @@ Writes the SciFact corpus (title + abstract, one file per document) into a tempo
 indexes it with the default model, and reports wall time, chunks/s, the share of time spent
 outside the model (target < 10%), peak RSS (target: bounded: indexing streams files and commits
 groups, it does not hold the corpus or all vectors in memory), and a second run on the
-unchanged folder (target < 5 s).
+unchanged folder (target < 5 s). The peer, all-MiniLM-L6-v2 (``--peer minilm``), then indexes
+the same folder into a second index in the same run, through the same indexer, for the ratio.
 
     python benchmarks/index_speed.py [--data ../shared/data/scifact] [--limit N]
 """
@@ -17,6 +18,8 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py
 
 from retriever import EmbedderConfig, TPEmbedder
 from retriever.indexer import Indexer, IndexOptions
@@ -32,7 +35,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="First N documents only.")
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--chunk-size", type=int, default=256)
+    ap.add_argument("--peer", default="minilm", help="Peer embedder ('none' to skip).")
     args = ap.parse_args()
+    print(f"machine: {describe()}")
 
     with tempfile.TemporaryDirectory() as tmp:
         root, index = Path(tmp) / "docs", Path(tmp) / "index"
@@ -54,6 +59,13 @@ def main() -> None:
         rss_indexed = rss_mib()
         again = indexer.sync(root, index)
         db_mib = (index / "index.db").stat().st_size / 2**20
+        peer = None
+        if args.peer != "none":
+            from retriever.baselines import load_embedder
+
+            peer_emb = load_embedder(EmbedderConfig(model=args.peer))
+            peer_opts = IndexOptions(chunk_size=args.chunk_size)
+            peer = Indexer(peer_emb, peer_opts).sync(root, Path(tmp) / "peer-index")
 
     outside = 1 - first.embed_seconds / first.seconds
     print(f"documents: {n} (SciFact corpus{'' if not args.limit else f', first {args.limit}'})")
@@ -70,6 +82,19 @@ def main() -> None:
         f"{again.embed_seconds:.1f} | - | {rss_mib():.0f} |"
     )
     print(f"\nindex.db: {db_mib:.1f} MiB")
+    if peer is not None:
+        print(f"\n| embedder | files | chunks | wall s | chunks/s | model s | {args.peer} / TP |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        print(
+            f"| {args.model} (TP) | {first.added} | {first.chunks} | {first.seconds:.1f} | "
+            f"{first.chunks_per_second:.2f} | {first.embed_seconds:.1f} | |"
+        )
+        ratio = peer.chunks_per_second / first.chunks_per_second
+        print(
+            f"| {args.peer} | {peer.added} | {peer.chunks} | {peer.seconds:.1f} | "
+            f"{peer.chunks_per_second:.2f} | {peer.embed_seconds:.1f} | {ratio:.1f}x |"
+        )
+        print(f"({args.peer} chunks at most {args.chunk_size} of its own word pieces)")
 
 
 if __name__ == "__main__":

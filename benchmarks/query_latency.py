@@ -12,6 +12,8 @@ import argparse
 import statistics
 import time
 
+from machine import describe  # benchmarks/machine.py
+
 from retriever.baselines import index_embedder_config, load_embedder
 from retriever.search import Searcher
 from retriever.store import Store, resolve_index
@@ -32,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index", default="python-docs")
     args = ap.parse_args()
+    print(f"machine: {describe()}")
     index = resolve_index(args.index)
     with Store.open(index) as s:
         config = index_embedder_config(s.meta())

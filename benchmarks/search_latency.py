@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe  # benchmarks/machine.py
 
 DIM = 640  # the default model's dimension
 
@@ -295,6 +296,7 @@ def main() -> None:
         help="Folder of cached eval vectors (default: the model cache dir /eval).",
     )
     args = ap.parse_args()
+    print(f"machine: {describe()}")
     args.nprobes = [int(x) for x in args.nprobes.split(",")]
     args.efs = [int(x) for x in args.efs.split(",")]
     import faiss

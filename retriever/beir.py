@@ -9,8 +9,8 @@ Systems are measured in one run on the same documents:
 * ``bm25``: the product's own lexical search (SQLite FTS5 through :class:`Searcher`),
 * dense systems: the TP embedder with last-token and mean pooling (one forward pass gives both),
   optionally its vanilla prompt, and all-MiniLM-L6-v2 when installed; exact inner product,
-* ``hybrid``: weighted RRF of a dense system and BM25, the dense weight chosen on the *train*
-  qrels and reported on test.
+* ``hybrid``: a dense system fused with BM25, by weighted RRF or by normalised-score fusion;
+  the method and the dense weight are chosen on the *train* qrels and reported on test.
 
 Document vectors are cached as ``.npy`` (loaded with ``allow_pickle=False``) under a key made of
 the embedder fingerprint and a hash of the corpus, so re-runs skip the slow part.
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataNotFoundError
-from .search import Searcher, rrf
+from .search import FUSE, Searcher
 from .store import Store
 
 Run = dict[str, list[tuple[str, float]]]  # query id -> [(doc id, score)] best first
@@ -188,8 +188,8 @@ def dense_run(
     return {q: [(doc_ids[j], float(scores[i, j])) for j in top[i]] for i, q in enumerate(queries)}
 
 
-def fuse(dense: Run, bm25: Run, weight: float) -> Run:
-    """Weighted RRF with BM25 at weight 1 (the product's :func:`rrf`)."""
+def fuse(dense: Run, bm25: Run, weight: float, method: str = "rrf") -> Run:
+    """Dense fused with BM25 at weight 1, by the product's own fusion (``rrf`` or ``score``)."""
     out: Run = {}
     for q in dense.keys() | bm25.keys():
         ids = {d: i for i, d in enumerate({d for d, _ in dense.get(q, []) + bm25.get(q, [])})}
@@ -198,7 +198,8 @@ def fuse(dense: Run, bm25: Run, weight: float) -> Run:
             "dense": [(ids[d], s) for d, s in dense.get(q, [])],
             "bm25": [(ids[d], s) for d, s in bm25.get(q, [])],
         }
-        out[q] = [(names[i], s) for i, s in rrf(ranked, {"dense": weight, "bm25": 1.0})[:100]]
+        fused = FUSE[method](ranked, {"dense": weight, "bm25": 1.0})[:100]
+        out[q] = [(names[i], s) for i, s in fused]
     return out
 
 
@@ -217,9 +218,13 @@ def cached_vectors(cache: Path | None, key: str, compute: Callable[[], np.ndarra
     return vecs
 
 
-def choose_weight(dense_train: Run, bm25_train: Run, qrels_train) -> tuple[float, dict]:
-    """The dense RRF weight with the best train nDCG@10 (0 = BM25 alone, so never worse)."""
-    grid = {w: ndcg_at(fuse(dense_train, bm25_train, w), qrels_train) for w in DENSE_WEIGHTS}
+def choose_weight(
+    dense_train: Run, bm25_train: Run, qrels_train, method: str = "rrf"
+) -> tuple[float, dict]:
+    """The dense weight with the best train nDCG@10 (0 = BM25 alone, so never worse)."""
+    grid = {
+        w: ndcg_at(fuse(dense_train, bm25_train, w, method), qrels_train) for w in DENSE_WEIGHTS
+    }
     best = max(grid, key=lambda w: (grid[w], -w))
     return best, grid
 

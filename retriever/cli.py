@@ -614,8 +614,15 @@ def demo(out, index_dir, **kw):
     metavar="KEY=VALUE",
     help="Only chunks whose stored metadata has KEY equal to VALUE (JSON or text; repeatable).",
 )
+@click.option(
+    "--fusion",
+    type=click.Choice(["rrf", "score"]),
+    default="rrf",
+    show_default=True,
+    help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, as_json):
+def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, as_json):
     """Search an index. The embedder is loaded with the settings the index was built with."""
     from .baselines import index_embedder_config
     from .search import Filter, Searcher
@@ -635,7 +642,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, as_
     )
     searcher = Searcher(index_dir, embedder)
     t = time.perf_counter()
-    results = searcher.search(query, k=k, mode=mode, flt=flt)
+    results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=fusion)
     ms = (time.perf_counter() - t) * 1000
     if as_json:
         click.echo(
@@ -788,12 +795,19 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
     for name, (test_run, _) in runs.items():
         rows.append({"system": name, **beir.metrics(test_run, ds.qrels[split])})
     for name in dense_for_hybrid:
-        w, tune_grid = beir.choose_weight(runs[name][1], runs["bm25"][1], ds.qrels[tune_split])
-        chosen[name] = {"weight": w, "train_ndcg@10": tune_grid}
-        fused = beir.fuse(runs[name][0], runs["bm25"][0], w)
-        rows.append(
-            {"system": f"hybrid RRF({name} x{w}, bm25)", **beir.metrics(fused, ds.qrels[split])}
-        )
+        chosen[name] = {}
+        for method, label in (("rrf", "RRF"), ("score", "score")):
+            w, tune_grid = beir.choose_weight(
+                runs[name][1], runs["bm25"][1], ds.qrels[tune_split], method
+            )
+            chosen[name][method] = {"weight": w, "train_ndcg@10": tune_grid}
+            fused = beir.fuse(runs[name][0], runs["bm25"][0], w, method)
+            rows.append(
+                {
+                    "system": f"hybrid {label}({name} x{w}, bm25)",
+                    **beir.metrics(fused, ds.qrels[split]),
+                }
+            )
         fused_eq = beir.fuse(runs[name][0], runs["bm25"][0], 1.0)
         rows.append(
             {"system": f"hybrid RRF({name} x1.0, bm25)", **beir.metrics(fused_eq, ds.qrels[split])}
@@ -814,4 +828,7 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
         return
     click.echo(beir.format_table(rows, {"bm25": 66.5, "minilm": 64.51}))
     for name, info in chosen.items():
-        click.echo(f"hybrid weight for {name}: {info['weight']} (chosen on {tune_split})")
+        for method, pick in info.items():
+            click.echo(
+                f"hybrid {method} weight for {name}: {pick['weight']} (chosen on {tune_split})"
+            )

@@ -25,7 +25,8 @@ class TPRetriever(BaseRetriever):
         mode: hybrid, dense or bm25.
         filter: restricts candidates (path glob, suffixes, mtime).
         fetch_k: candidates per side before fusion.
-        weights: RRF weights for hybrid (default per model).
+        weights: fusion weights for hybrid (default per model).
+        fusion: ``rrf`` (ranks) or ``score`` (min-max normalised scores) for hybrid.
         mmr: re-rank the candidates by maximal marginal relevance.
         lambda_mult: MMR trade-off, 1 = relevance only, 0 = diversity only.
         min_score: drop results below this score (cosine for dense, BM25 for bm25, the RRF
@@ -43,13 +44,23 @@ class TPRetriever(BaseRetriever):
     mmr: bool = False
     lambda_mult: float = 0.5
     min_score: float | None = None
+    fusion: str = "rrf"
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         opts = {
             name: kwargs.get(name, getattr(self, name))
-            for name in ("k", "mode", "fetch_k", "weights", "mmr", "lambda_mult", "min_score")
+            for name in (
+                "k",
+                "mode",
+                "fetch_k",
+                "weights",
+                "mmr",
+                "lambda_mult",
+                "min_score",
+                "fusion",
+            )
         }
         flt = kwargs.get("filter", self.filter)
         flt = Filter(metadata=flt) if isinstance(flt, dict) else flt

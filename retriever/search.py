@@ -10,7 +10,8 @@
   more than that, but they make nearly every row a candidate (a 7x slowdown at 100k chunks).
 * **hybrid**: weighted reciprocal rank fusion, ``sum_i w_i / (k + rank_i)`` with k = 60, over
   the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
-  unrelated scales.
+  unrelated scales. ``fusion="score"`` is the alternative: each side's scores min-max
+  normalised over its candidates, then a weighted sum (a candidate missing from a side gets 0).
 
 Filters (path glob, file suffix, mtime range, stored metadata keys) become SQL over ``files``
 and ``chunks``; the matching chunk ids are handed to FAISS as an ID selector, so dense search
@@ -33,6 +34,7 @@ from .errors import ConfigError, EmptyInputError
 from .store import ADDED, API_PREFIX, IndexMismatchError, Store
 
 MODES = ("hybrid", "dense", "bm25")
+FUSIONS = ("rrf", "score")
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
 RRF_K = 60
 # Default dense weight in hybrid RRF (BM25 weighs 1), chosen on SciFact *train* queries
@@ -152,6 +154,30 @@ def rrf(
         for rank, (cid, _) in enumerate(hits, start=1):
             fused[cid] = fused.get(cid, 0.0) + w.get(side, 1.0) / (RRF_K + rank)
     return sorted(fused.items(), key=lambda x: -x[1])
+
+
+def score_fusion(
+    ranked: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
+) -> list[tuple[int, float]]:
+    """Weighted sum of min-max normalised scores per side, best first.
+
+    Each side's scores are mapped to [0, 1] over that side's own candidates (all 1.0 when they
+    are equal); a candidate missing from a side scores 0 there. Missing weights are 1.0.
+    """
+    w = weights or {}
+    fused: dict[int, float] = {}
+    for side, hits in ranked.items():
+        if not hits:
+            continue
+        scores = np.array([s for _, s in hits], dtype=np.float64)
+        lo, span = scores.min(), scores.max() - scores.min()
+        norm = (scores - lo) / span if span > 0 else np.ones_like(scores)
+        for (cid, _), x in zip(hits, norm, strict=True):
+            fused[cid] = fused.get(cid, 0.0) + w.get(side, 1.0) * float(x)
+    return sorted(fused.items(), key=lambda x: -x[1])
+
+
+FUSE = {"rrf": rrf, "score": score_fusion}
 
 
 class Searcher:
@@ -307,6 +333,7 @@ class Searcher:
         lambda_mult: float = 0.5,
         min_score: float | None = None,
         query_vector: np.ndarray | None = None,
+        fusion: str = "rrf",
     ) -> list[Result]:
         """Top-k chunks for ``query`` (thread-safe).
 
@@ -326,17 +353,29 @@ class Searcher:
                 for hybrid (at most ``sum(weights) / 61``).
             query_vector: the query already embedded (dense side and MMR); ``query`` may then
                 be empty in dense mode.
+            fusion: how hybrid combines the sides: ``rrf`` (ranks) or ``score`` (normalised
+                scores; the fused score is then at most ``sum(weights)``).
 
         Raises:
             EmptyInputError: empty query. ConfigError: unknown mode or bad k.
         """
         with self._lock:  # one SQLite connection and one FAISS index, shared by threads
             return self._search(
-                query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, query_vector
+                query,
+                k,
+                mode,
+                flt,
+                fetch_k,
+                weights,
+                mmr,
+                lambda_mult,
+                min_score,
+                query_vector,
+                fusion,
             )
 
     def _search(
-        self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, qvec
+        self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, qvec, fusion
     ) -> list[Result]:
         if (not query or not query.strip()) and not (qvec is not None and mode == "dense"):
             raise EmptyInputError("the query is empty; type something to search for")
@@ -344,6 +383,8 @@ class Searcher:
             raise ConfigError(f"unknown search mode {mode!r}; choose {', '.join(MODES)}")
         if k < 1:
             raise ConfigError("k must be at least 1")
+        if fusion not in FUSE:
+            raise ConfigError(f"unknown fusion {fusion!r}; choose {', '.join(FUSIONS)}")
         allowed = self.allowed_ids(flt or Filter())
         ranked: dict[str, list[tuple[int, float]]] = {}
         if mmr and self.embedder is None:
@@ -355,7 +396,10 @@ class Searcher:
             ranked["dense"] = self.dense_vector(qvec, depth, allowed)
         if mode in ("bm25", "hybrid"):
             ranked["bm25"] = self.bm25(query, depth, allowed)
-        order = ranked[mode] if mode != "hybrid" else rrf(ranked, weights or self.default_weights())
+        if mode == "hybrid":
+            order = FUSE[fusion](ranked, weights or self.default_weights())
+        else:
+            order = ranked[mode]
         if min_score is not None:
             order = [(cid, s) for cid, s in order if s >= min_score]
         order = self._mmr(qvec, order, k, lambda_mult) if mmr else order[:k]

@@ -66,6 +66,14 @@ def test_weight_zero_fusion_is_bm25_order():
     assert w == 0.0 and grid[0.0] == pytest.approx(100.0)
 
 
+def test_score_fusion_weight_zero_is_bm25_order_too():
+    dense = {"q": [("c", 0.9), ("b", 0.5), ("a", 0.1)]}
+    bm25 = {"q": [("a", 9.0), ("b", 5.0), ("c", 1.0)]}
+    assert [d for d, _ in beir.fuse(dense, bm25, 0.0, "score")["q"]] == ["a", "b", "c"]
+    fused = beir.fuse(dense, bm25, 2.0, "score")["q"]
+    assert fused == [("c", 2.0), ("b", pytest.approx(1.5)), ("a", 1.0)]
+
+
 def test_cached_vectors_never_pickle(tmp_path):
     import numpy as np
 

@@ -10,7 +10,7 @@ import pytest
 
 from retriever.errors import ConfigError, EmptyInputError
 from retriever.indexer import Indexer, IndexOptions
-from retriever.search import RRF_K, Filter, Searcher, fts_query
+from retriever.search import RRF_K, Filter, Searcher, fts_query, score_fusion
 from retriever.store import IndexMismatchError
 
 from .fakes import FakeEmbedder
@@ -70,6 +70,28 @@ def test_hybrid_is_weighted_rrf_of_both_lists(index):
     res = s.search("dog sky", k=4, weights={"dense": 1.0, "bm25": 0.5})
     assert [r.chunk_id for r in res] == want
     assert all(r.scores["fused"] == pytest.approx(expected[r.chunk_id]) for r in res)
+
+
+def test_score_fusion_sums_min_max_normalised_scores(index):
+    assert score_fusion(
+        {"a": [(1, 5.0), (2, 3.0), (3, 1.0)], "b": [(3, 0.9), (4, 0.1)]}, {"b": 2}
+    ) == [
+        (3, 2.0),
+        (1, 1.0),
+        (2, 0.5),
+        (4, 0.0),
+    ]
+    assert score_fusion({"a": [(7, 0.3), (8, 0.3)]}) == [(7, 1.0), (8, 1.0)]  # equal -> 1
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    dense, bm25 = s.dense("dog sky", 50), s.bm25("dog sky", 50)
+    want = score_fusion({"dense": dense, "bm25": bm25}, {"dense": 0.5, "bm25": 1.0})[:3]
+    res = s.search("dog sky", k=3, fusion="score", weights={"dense": 0.5, "bm25": 1.0})
+    assert [(r.chunk_id, r.scores["fused"]) for r in res] == [
+        (c, pytest.approx(v)) for c, v in want
+    ]
+    with pytest.raises(ConfigError, match="unknown fusion"):
+        s.search("dog", fusion="max")
 
 
 def test_fts_follows_updates_and_deletes(index):

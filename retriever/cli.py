@@ -63,7 +63,10 @@ def embedder_options(f):
             help="hidden_states index to read (1..num_layers).",
         ),
         click.option(
-            "--pooling", type=click.Choice(["last", "mean"]), default="last", show_default=True
+            "--pooling",
+            type=click.Choice(["last", "mean", "last+mean"]),
+            default="last",
+            show_default=True,
         ),
         click.option("--max-length", type=int, default=512, show_default=True),
         click.option("--batch-size", type=int, default=16, show_default=True),
@@ -710,6 +713,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
 def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_json, **kw):
     """nDCG@10 / recall@100 / MRR@10 for BM25, TP (last, mean), MiniLM and hybrids."""
     from . import beir
+    from .embedder import combine_poolings
     from .models import cache_dir
     from .sts import default_data_dir
 
@@ -736,19 +740,26 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
     def grid(texts, what):
         t0 = time.perf_counter()
         out = embedder.encode_grid(
-            texts, rngs, [c.output_layer], ["last", "mean"], show_progress_bar=not as_json
+            texts,
+            rngs,
+            [c.output_layer],
+            ["last", "mean", "last+mean"],
+            show_progress_bar=not as_json,
         )
         click.echo(f"{what}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s", err=True)
         return out
 
     names = {}
     for rng in rngs:
-        for pool in ("last", "mean"):
+        for pool in ("last", "mean", "last+mean"):
             label = "TP" if rng else "vanilla"
             names[(rng, c.output_layer, pool)] = f"{c.model} {label} {pool}"
     doc_grid: dict = {}
 
     def doc_vectors(k):
+        if k[2] == "last+mean":  # from the cached parts, no pass of its own
+            return combine_poolings([doc_vectors((k[0], k[1], p)) for p in ("last", "mean")])
+
         def compute():
             if not doc_grid:
                 doc_grid.update(grid(docs, "documents"))
@@ -766,10 +777,7 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
             beir.dense_run(doc_ids, dv, test_q, qv[:n_test]),
             beir.dense_run(doc_ids, dv, train_q, qv[n_test:]),
         )
-    dense_for_hybrid = [
-        names[(rngs[0], c.output_layer, "last")],
-        names[(rngs[0], c.output_layer, "mean")],
-    ]
+    dense_for_hybrid = [names[(rngs[0], c.output_layer, p)] for p in ("last", "mean", "last+mean")]
     if minilm:
         try:
             from .baselines import MiniLMEmbedder

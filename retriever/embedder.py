@@ -27,6 +27,9 @@ from .models import DEFAULT_MODEL, NamedModel, load, resolve
 from .prompts import METHODS, method_templates, parse_template, preprocess
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Poolings made of others: each part L2-normalised, concatenated, scaled to unit norm.
+COMBINED = {"last+mean": ("last", "mean")}
+POOLINGS = (*POOLERS, *COMBINED)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ class EmbedderConfig:
         tp_start: first layer (0-based) before which <PST> is overwritten.
         tp_exit: layer before which TP stops (exclusive); must be <= output_layer.
         output_layer: transformers ``hidden_states`` index to read (1..num_layers).
-        pooling: "last" (the paper) or "mean" over the sentence's tokens.
+        pooling: "last" (the paper), "mean" over the sentence's tokens, or "last+mean": both,
+            each L2-normalised, concatenated and scaled by 1/sqrt(2) (twice the dimension;
+            the cosine of two such vectors is the mean of the two cosines).
         max_length: prompt length cap in tokens; the sentence is truncated to fit.
         batch_size: texts per forward pass.
         device: "auto", "cpu", "cuda", "cuda:1", ...
@@ -169,8 +174,8 @@ class TPEmbedder:
 
     def _validate(self) -> None:
         c, n = self.config, self.backbone.num_layers
-        if c.pooling not in POOLERS:
-            raise ConfigError(f"unknown pooling {c.pooling!r}; choose {' or '.join(POOLERS)}")
+        if c.pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {c.pooling!r}; choose {', '.join(POOLINGS)}")
         if not 1 <= c.output_layer <= n:
             raise ConfigError(
                 f"output_layer={c.output_layer} is out of range: this model has {n} layers, "
@@ -218,7 +223,7 @@ class TPEmbedder:
 
     @property
     def dimension(self) -> int:
-        return self.backbone.hidden_size
+        return self.backbone.hidden_size * len(COMBINED.get(self.config.pooling, (None,)))
 
     def describe(self) -> dict:
         """Settings and fingerprint, JSON-ready (what an index stores)."""
@@ -259,11 +264,14 @@ class TPEmbedder:
         """
         texts = self._texts(sentences)
         layers = sorted(set(output_layers))
-        names = list(poolings or [self.config.pooling])
-        for name in names:
-            if name not in POOLERS:
-                raise ConfigError(f"unknown pooling {name!r}; choose {' or '.join(POOLERS)}")
+        wanted = list(poolings or [self.config.pooling])
+        for name in wanted:
+            if name not in POOLINGS:
+                raise ConfigError(f"unknown pooling {name!r}; choose {', '.join(POOLINGS)}")
+        # Combined poolings are built from their parts after the passes.
+        names = list(dict.fromkeys(p for w in wanted for p in COMBINED.get(w, (w,))))
         poolers = {name: POOLERS[name] for name in names}
+        hidden = self.backbone.hidden_size
         bs = batch_size or self.config.batch_size
         normalize = self.config.normalize if normalize_embeddings is None else normalize_embeddings
         ranges = list(tp_ranges)
@@ -272,7 +280,7 @@ class TPEmbedder:
         bar = _progress(total_steps, show_progress_bar)
         for rng in ranges:
             acc = {
-                (layer, name): np.zeros((len(texts), self.dimension), np.float32)
+                (layer, name): np.zeros((len(texts), hidden), np.float32)
                 for layer in layers
                 for name in names
             }
@@ -288,9 +296,14 @@ class TPEmbedder:
                     for key, value in out.items():
                         acc[key][idx] += value.cpu().numpy()
                     bar.update(1)
-            for (layer, name), total in acc.items():
-                v = total / len(self.templates)
-                results[(rng, layer, name)] = _normalize(v) if normalize else v
+            for layer in layers:
+                for name in wanted:
+                    if name in COMBINED:
+                        parts = [acc[(layer, p)] for p in COMBINED[name]]
+                        results[(rng, layer, name)] = combine_poolings(parts)
+                        continue
+                    v = acc[(layer, name)] / len(self.templates)
+                    results[(rng, layer, name)] = _normalize(v) if normalize else v
         bar.close()
         return results
 
@@ -341,6 +354,12 @@ class TPEmbedder:
             normalize_embeddings=normalize_embeddings,
         )[(rng, c.output_layer, c.pooling)]
         return out[0] if single else out
+
+
+def combine_poolings(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Concatenate poolings, each L2-normalised, scaled so the result has unit norm."""
+    v = np.concatenate([_normalize(p) for p in parts], axis=-1) / np.sqrt(len(parts))
+    return v.astype(np.float32)
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:

@@ -101,6 +101,20 @@ def test_mean_pooling_differs_from_last_and_uses_text_span(tiny_models, tokenize
     assert not np.allclose(last.encode("A cat."), mean.encode("A cat."))
 
 
+def test_last_plus_mean_is_both_normalised_and_concatenated(tiny_models, tokenizer):
+    model = tiny_models("llama")
+    texts = ["a cat sat on the mat", "dogs bark"]
+    both = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=2, pooling="last+mean"))
+    last = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=2)).encode(texts)
+    mean = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=2, pooling="mean")).encode(texts)
+    v = both.encode(texts)
+    assert both.dimension == 2 * last.shape[1] and v.shape == (2, both.dimension)
+    np.testing.assert_allclose(v, np.hstack([last, mean]) / np.sqrt(2), atol=1e-6)
+    # The cosine of two combined vectors is the mean of the two cosines.
+    cos = float(v[0] @ v[1])
+    assert cos == pytest.approx((last[0] @ last[1] + mean[0] @ mean[1]) / 2, abs=1e-6)
+
+
 def test_metaeol_averages_its_eight_prompts(tiny_models, tokenizer):
     from retriever.prompts import METHODS
 

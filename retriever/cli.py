@@ -49,6 +49,12 @@ def embedder_options(f):
             help="Custom template with TEXT (and <PST> before it for TP).",
         ),
         click.option(
+            "--query-prompt",
+            default=None,
+            type=click.Choice(list(METHODS), case_sensitive=False),
+            help="Prompt for search queries (default: the document prompt), e.g. topic-query.",
+        ),
+        click.option(
             "--tp/--no-tp",
             default=True,
             show_default=True,
@@ -85,6 +91,7 @@ def _config(kw: dict):
         "model",
         "prompt",
         "template",
+        "query_prompt",
         "tp",
         "tp_start",
         "tp_exit",

@@ -53,6 +53,9 @@ class EmbedderConfig:
         dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16".
         normalize: L2-normalise the embeddings.
         preprocess: apply the reference code's sentence clean-up.
+        query_prompt / query_template: a different prompt for search queries
+            (:meth:`TPEmbedder.encode_query`), e.g. ``prompt="topic-passage",
+            query_prompt="topic-query"``. None = queries use the document prompt.
     """
 
     model: str = DEFAULT_MODEL
@@ -69,9 +72,18 @@ class EmbedderConfig:
     dtype: str = "auto"
     normalize: bool = True
     preprocess: bool = True
+    query_prompt: str | None = None
+    query_template: str | None = None
 
     def templates(self) -> tuple[str, ...]:
         return (self.template,) if self.template else method_templates(self.prompt)
+
+    def query_templates(self) -> tuple[str, ...]:
+        if self.query_template:
+            return (self.query_template,)
+        if self.query_prompt:
+            return method_templates(self.query_prompt)
+        return self.templates()
 
 
 def _defaults(num_layers: int, named: NamedModel | None) -> tuple[int, int, int]:
@@ -138,6 +150,8 @@ class TPEmbedder:
         }
         self._validate()
         self.templates = [parse_template(t, config.tp) for t in config.templates()]
+        for t in config.query_templates():
+            parse_template(t, config.tp)  # a bad query template fails here, not at search time
         if tokenizer.pad_token_id is None:
             # GPT-2 style tokenizers have no pad token; padded positions are masked anyway.
             tokenizer.pad_token = tokenizer.eos_token
@@ -207,7 +221,11 @@ class TPEmbedder:
             pst = hashlib.sha256(
                 self.pst_vector.to("cpu", torch.float16).numpy().tobytes()
             ).hexdigest()
+        extra = {}
+        if c.query_templates() != c.templates():  # absent when symmetric: old ids stay valid
+            extra["query_templates"] = list(c.query_templates())
         return {
+            **extra,
             "model": self.identity,
             "templates": list(c.templates()),
             "preprocess": c.preprocess,
@@ -252,6 +270,7 @@ class TPEmbedder:
         batch_size: int | None = None,
         show_progress_bar: bool = False,
         normalize_embeddings: bool | None = None,
+        templates: Sequence[str] | None = None,
     ) -> dict[tuple[tuple[int, int] | None, int, str], np.ndarray]:
         """Embed under several TP ranges, output layers and poolings with few forward passes.
 
@@ -259,9 +278,12 @@ class TPEmbedder:
         and pooling at once, which is what makes ``tpr tune`` and the evaluations affordable.
         ``None`` in ``tp_ranges`` means vanilla (the prompt without <PST>).
 
+        ``templates`` overrides the config's document templates (queries pass their own).
+
         Returns:
             ``{(tp_range, output_layer, pooling): [N, H] float32}`` in input order.
         """
+        templates = list(templates or self.config.templates())
         texts = self._texts(sentences)
         layers = sorted(set(output_layers))
         wanted = list(poolings or [self.config.pooling])
@@ -276,7 +298,7 @@ class TPEmbedder:
         normalize = self.config.normalize if normalize_embeddings is None else normalize_embeddings
         ranges = list(tp_ranges)
         results: dict = {}
-        total_steps = len(ranges) * len(self.templates) * (-(-len(texts) // bs))
+        total_steps = len(ranges) * len(templates) * (-(-len(texts) // bs))
         bar = _progress(total_steps, show_progress_bar)
         for rng in ranges:
             acc = {
@@ -284,7 +306,7 @@ class TPEmbedder:
                 for layer in layers
                 for name in names
             }
-            for tpl_text in self.config.templates():
+            for tpl_text in templates:
                 tpl = parse_template(tpl_text, tp=rng is not None)
                 prompter = PromptTokenizer(
                     self.tokenizer, tpl, self.config.max_length, self._pad_id
@@ -302,7 +324,7 @@ class TPEmbedder:
                         parts = [acc[(layer, p)] for p in COMBINED[name]]
                         results[(rng, layer, name)] = combine_poolings(parts)
                         continue
-                    v = acc[(layer, name)] / len(self.templates)
+                    v = acc[(layer, name)] / len(templates)
                     results[(rng, layer, name)] = _normalize(v) if normalize else v
         bar.close()
         return results
@@ -321,12 +343,21 @@ class TPEmbedder:
             self.pst_vector = self.backbone.mean_input_embedding()
         return self.pst_vector
 
+    def encode_query(self, sentences: str | Sequence[str], **kwargs) -> np.ndarray:
+        """Embed search queries: :meth:`encode` with the query prompt (if one is set)."""
+        return self.encode(sentences, _templates=self.config.query_templates(), **kwargs)
+
+    def encode_document(self, sentences: str | Sequence[str], **kwargs) -> np.ndarray:
+        """Embed documents (the same as :meth:`encode`)."""
+        return self.encode(sentences, **kwargs)
+
     def encode(
         self,
         sentences: str | Sequence[str],
         batch_size: int | None = None,
         show_progress_bar: bool = False,
         normalize_embeddings: bool | None = None,
+        _templates: Sequence[str] | None = None,
     ) -> np.ndarray:
         """Embed texts.
 
@@ -352,6 +383,7 @@ class TPEmbedder:
             batch_size=batch_size,
             show_progress_bar=show_progress_bar,
             normalize_embeddings=normalize_embeddings,
+            templates=_templates,
         )[(rng, c.output_layer, c.pooling)]
         return out[0] if single else out
 

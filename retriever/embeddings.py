@@ -42,4 +42,5 @@ class TPEmbeddings(Embeddings):
         return self.embedder.encode(list(texts)).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embedder.encode(text).tolist()
+        encode = getattr(self.embedder, "encode_query", None) or self.embedder.encode
+        return encode(text).tolist()

@@ -24,6 +24,21 @@ TEXT = "TEXT"
 _EOL_TAIL = f'{PST} "{TEXT}" means in one word:"'
 
 METHODS: dict[str, tuple[str, ...]] = {
+    # Retrieval-shaped pairs (asymmetric search: documents with the *-passage prompt, queries
+    # with the matching *-query prompt; see EmbedderConfig.query_prompt). "topic" asks what the
+    # text is about; "promptreps" is the PromptReps wording (Zhuang et al., 2024) in TP's shape.
+    "topic-passage": (f'This passage : {PST} "{TEXT}" is about, in one word:"',),
+    "topic-query": (
+        f'This search query : {PST} "{TEXT}" looks for a passage about, in one word:"',
+    ),
+    "promptreps-passage": (
+        f'Passage : {PST} "{TEXT}" Use one word to represent the passage in a retrieval task. '
+        'Make sure your word is in lowercase. The word is:"',
+    ),
+    "promptreps-query": (
+        f'Query : {PST} "{TEXT}" Use one word to represent the query in a retrieval task. '
+        'Make sure your word is in lowercase. The word is:"',
+    ),
     "prompteol": (f"This sentence : {_EOL_TAIL}",),
     "cot": (f"After thinking step by step , this sentence : {_EOL_TAIL}",),
     "ke": (

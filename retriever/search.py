@@ -258,7 +258,8 @@ class Searcher:
     def embed_query(self, query: str) -> np.ndarray:
         if self.embedder is None:
             raise ConfigError("dense search needs an embedder; open the Searcher with one")
-        return self.embedder.encode(query)
+        encode = getattr(self.embedder, "encode_query", None) or self.embedder.encode
+        return encode(query)
 
     def dense(
         self, query: str, k: int, allowed: np.ndarray | None = None

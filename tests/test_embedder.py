@@ -115,6 +115,27 @@ def test_last_plus_mean_is_both_normalised_and_concatenated(tiny_models, tokeniz
     assert cos == pytest.approx((last[0] @ last[1] + mean[0] @ mean[1]) / 2, abs=1e-6)
 
 
+def test_query_prompt_embeds_queries_with_their_own_template(tiny_models, tokenizer):
+    model = tiny_models("llama")
+    sym = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=2, prompt="topic-passage"))
+    asym = TPEmbedder(
+        model,
+        tokenizer,
+        EmbedderConfig(tp_exit=2, prompt="topic-passage", query_prompt="topic-query"),
+    )
+    as_query = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=2, prompt="topic-query"))
+    text = "what causes rust"
+    np.testing.assert_allclose(sym.encode_query(text), sym.encode(text), atol=1e-6)
+    np.testing.assert_allclose(asym.encode(text), sym.encode(text), atol=1e-6)
+    np.testing.assert_allclose(asym.encode_query(text), as_query.encode(text), atol=1e-6)
+    assert asym.encode_query([text, "iron oxide"]).shape == (2, asym.dimension)
+    # Symmetric configs keep the fingerprint they always had; a query prompt changes it.
+    assert "query_templates" not in sym.fingerprint_data
+    assert asym.fingerprint != sym.fingerprint
+    with pytest.raises(TemplateError, match="unknown prompt method"):
+        TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=2, query_prompt="nope"))
+
+
 def test_metaeol_averages_its_eight_prompts(tiny_models, tokenizer):
     from retriever.prompts import METHODS
 

@@ -53,3 +53,11 @@ class TestStandardIntegration(_Params, EmbeddingsIntegrationTests):
 def test_keyword_settings_reach_the_embedder(tiny_model_dir):
     lc = TPEmbeddings(model=str(tiny_model_dir), tp=False, output_layer=1)
     assert lc.embedder.config.tp is False and lc.embedder.config.output_layer == 1
+
+
+def test_embed_query_uses_the_query_prompt(tiny_models, tokenizer):
+    cfg = EmbedderConfig(tp_exit=3, prompt="promptreps-passage", query_prompt="promptreps-query")
+    emb = TPEmbedder(tiny_models("qwen2"), tokenizer, cfg)
+    lc = TPEmbeddings(emb)
+    np.testing.assert_allclose(lc.embed_query("rust"), emb.encode_query("rust"), atol=1e-6)
+    assert not np.allclose(lc.embed_query("rust"), lc.embed_documents(["rust"])[0], atol=1e-3)

@@ -264,3 +264,15 @@ def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(
     assert sorted(r.path for r in pruned) == ["0.txt", "4.txt"]
     for r in pruned:
         assert r.scores["bm25"] == pytest.approx(full[r.path], abs=1e-5)
+
+
+def test_dense_search_embeds_the_query_with_encode_query(index):
+    _, idx, emb = index
+
+    class AsymmetricFake(FakeEmbedder):
+        def encode_query(self, text):  # a query prompt that always asks about the sea
+            return self.vector("sea")
+
+    asym = AsymmetricFake(emb.tokenizer)
+    res = Searcher(idx, asym).search("cat", k=1, mode="dense")
+    assert res[0].path == "nature/sea.txt"

@@ -742,9 +742,9 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
     embedder = _load(_config(kw))
     c = embedder.config
     rngs = [(c.tp_start, c.tp_exit)] + ([None] if vanilla else [])
-    key = f"{embedder.fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
+    key = f"{embedder.document_fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
 
-    def grid(texts, what):
+    def grid(texts, what, templates=None):
         t0 = time.perf_counter()
         out = embedder.encode_grid(
             texts,
@@ -752,6 +752,7 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
             [c.output_layer],
             ["last", "mean", "last+mean"],
             show_progress_bar=not as_json,
+            templates=templates,
         )
         click.echo(f"{what}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s", err=True)
         return out
@@ -760,6 +761,9 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
     for rng in rngs:
         for pool in ("last", "mean", "last+mean"):
             label = "TP" if rng else "vanilla"
+            if c.query_templates() != c.templates():
+                doc_prompt = "custom" if c.template else c.prompt
+                label += f" {doc_prompt}/{c.query_prompt or 'custom'}"
             names[(rng, c.output_layer, pool)] = f"{c.model} {label} {pool}"
     doc_grid: dict = {}
 
@@ -775,7 +779,7 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
         tag = f"{'tp' if k[0] else 'vanilla'}-{k[2]}"
         return beir.cached_vectors(cache, f"{key}-{tag}", compute)
 
-    q_grid = grid(list(test_q.values()) + list(train_q.values()), "queries")
+    q_grid = grid(list(test_q.values()) + list(train_q.values()), "queries", c.query_templates())
     n_test = len(test_q)
     for k, name in names.items():
         dv = doc_vectors(k)

@@ -160,9 +160,11 @@ class TPEmbedder:
             pst_vector = self.backbone.mean_input_embedding()
         self.pst_vector = pst_vector
         self.fingerprint_data = self._fingerprint_data()
-        self.fingerprint = hashlib.sha256(
-            json.dumps(self.fingerprint_data, sort_keys=True).encode()
-        ).hexdigest()
+        self.fingerprint = _sha(self.fingerprint_data)
+        # What document vectors depend on (the query prompt does not change them): caches of
+        # document vectors key on this, so several query prompts share one corpus pass.
+        doc_data = {k: v for k, v in self.fingerprint_data.items() if k != "query_templates"}
+        self.document_fingerprint = _sha(doc_data)
 
     @classmethod
     def load(cls, config: EmbedderConfig | None = None, **overrides) -> TPEmbedder:
@@ -386,6 +388,10 @@ class TPEmbedder:
             templates=_templates,
         )[(rng, c.output_layer, c.pooling)]
         return out[0] if single else out
+
+
+def _sha(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def combine_poolings(parts: Sequence[np.ndarray]) -> np.ndarray:

@@ -123,12 +123,24 @@ class Store:
                 f"no index at {path}: build one with `tpr index FOLDER --index {path}`"
             )
         store = cls(path)
-        pending = migrations.pending(store.db)
-        if pending:
-            raise IndexMismatchError(
-                f"index at {path} needs a schema upgrade ({len(pending)} migrations); "
-                "run `tpr index` on it once to upgrade"
-            )
+        if migrations.pending(store.db):
+            # An index from an older version: upgrade it in place (migrations only add tables
+            # and columns), under the writer lock so no sync runs meanwhile.
+            try:
+                store._acquire()
+                store.db.enable_wal()
+                migrations.apply(store.db)
+            except IndexLockedError:
+                store.close()
+                raise
+            except (OSError, sqlite3.Error) as e:
+                store.close()
+                raise IndexMismatchError(
+                    f"index at {path} needs a schema upgrade and could not be upgraded ({e}); "
+                    "run `tpr index` on it with write access"
+                ) from None
+            finally:
+                store._release()
         return store
 
     @classmethod
@@ -161,12 +173,15 @@ class Store:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
-    def close(self) -> None:
-        self.db.close()
+    def _release(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def close(self) -> None:
+        self.db.close()
+        self._release()
 
     def __enter__(self) -> Store:
         return self

@@ -330,3 +330,26 @@ def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder)
     Indexer(Watching(embedder), IndexOptions(chunk_size=24, group_chunks=2)).sync(root, idx)
     assert seen and all(n == files for n, files in seen)  # never a half-written file
     assert seen[0][0] == before and reader.store.chunk_count() > before
+
+
+def test_an_index_from_an_older_version_is_upgraded_when_opened(tmp_path, embedder):
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    root.mkdir()
+    (root / "a.txt").write_text("Token prepending for sentence embeddings.")
+    Indexer(embedder).sync(root, idx)
+    # Make it look like an index written before m003: no metadata column, no record of it.
+    with Store.writer(idx) as store:
+        store.db.execute("alter table chunks drop column metadata")
+        store.db.execute("delete from _sqlite_migrations where name = 'm003_chunk_metadata'")
+        store.db.conn.commit()
+    import fcntl
+
+    # While another process holds the writer lock, opening says so instead of migrating.
+    fd = os.open(idx / "lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with pytest.raises(IndexLockedError):
+        Store.open(idx)
+    os.close(fd)
+    with Store.open(idx) as store:
+        assert "metadata" in store.db["chunks"].columns_dict
+        assert store.chunk_count() == 1

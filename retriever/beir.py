@@ -183,24 +183,52 @@ def dense_run(
     k: int = 100,
 ) -> Run:
     """Exact inner-product top-k (what a FAISS Flat IP index returns)."""
-    scores = query_vecs @ doc_vecs.T
+    return top_k_run(doc_ids, queries, query_vecs @ doc_vecs.T, k)
+
+
+def top_k_run(doc_ids: list[str], queries, scores: np.ndarray, k: int = 100) -> Run:
+    """Best k documents per query from a [Q, D] score matrix (zero scores dropped for sparse)."""
     top = np.argsort(-scores, axis=1)[:, :k]
-    return {q: [(doc_ids[j], float(scores[i, j])) for j in top[i]] for i, q in enumerate(queries)}
+    return {
+        q: [(doc_ids[j], float(scores[i, j])) for j in top[i] if scores[i, j] != 0]
+        for i, q in enumerate(queries)
+    }
+
+
+def sparse_run(doc_ids, doc_bags, queries: dict[str, str], query_bags, k: int = 100) -> Run:
+    """Word-weight dot products (see :mod:`retriever.sparse`), exact top-k."""
+    from .sparse import sparse_scores
+
+    return top_k_run(doc_ids, queries, sparse_scores(query_bags, doc_bags), k)
+
+
+def fuse_runs(runs: dict[str, Run], weights: dict[str, float], method: str = "rrf") -> Run:
+    """Any number of runs fused per query by the product's fusion (``rrf`` or ``score``)."""
+    out: Run = {}
+    for q in set().union(*(r.keys() for r in runs.values())):
+        docs = {d for r in runs.values() for d, _ in r.get(q, [])}
+        ids = {d: i for i, d in enumerate(docs)}
+        names = {i: d for d, i in ids.items()}
+        ranked = {side: [(ids[d], s) for d, s in r.get(q, [])] for side, r in runs.items()}
+        out[q] = [(names[i], s) for i, s in FUSE[method](ranked, weights)[:100]]
+    return out
 
 
 def fuse(dense: Run, bm25: Run, weight: float, method: str = "rrf") -> Run:
     """Dense fused with BM25 at weight 1, by the product's own fusion (``rrf`` or ``score``)."""
-    out: Run = {}
-    for q in dense.keys() | bm25.keys():
-        ids = {d: i for i, d in enumerate({d for d, _ in dense.get(q, []) + bm25.get(q, [])})}
-        names = {i: d for d, i in ids.items()}
-        ranked = {
-            "dense": [(ids[d], s) for d, s in dense.get(q, [])],
-            "bm25": [(ids[d], s) for d, s in bm25.get(q, [])],
-        }
-        fused = FUSE[method](ranked, {"dense": weight, "bm25": 1.0})[:100]
-        out[q] = [(names[i], s) for i, s in fused]
-    return out
+    return fuse_runs({"dense": dense, "bm25": bm25}, {"dense": weight, "bm25": 1.0}, method)
+
+
+def choose_weights3(a: Run, b: Run, bm25: Run, qrels_train) -> tuple[tuple[float, float], float]:
+    """RRF weights (a, b) with BM25 at 1, best train nDCG@10 over the DENSE_WEIGHTS grid."""
+    best, best_score = (0.0, 0.0), -1.0
+    for wa in DENSE_WEIGHTS:
+        for wb in DENSE_WEIGHTS:
+            fused = fuse_runs({"a": a, "b": b, "bm25": bm25}, {"a": wa, "b": wb, "bm25": 1.0})
+            score = ndcg_at(fused, qrels_train)
+            if score > best_score + 1e-9:
+                best, best_score = (wa, wb), score
+    return best, best_score
 
 
 def cached_vectors(cache: Path | None, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:

@@ -704,6 +704,12 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
     help="Also run the vanilla prompt (one more pass over the corpus).",
 )
 @click.option(
+    "--sparse/--no-sparse",
+    default=True,
+    show_default=True,
+    help="Also score PromptReps-style sparse vectors from the TP pass (final layer only).",
+)
+@click.option(
     "--minilm/--no-minilm",
     default=True,
     show_default=True,
@@ -717,7 +723,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
 )
 @embedder_options
 @click.option("--json", "as_json", is_flag=True)
-def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_json, **kw):
+def eval_beir(data, split, tune_split, limit_docs, vanilla, sparse, minilm, cache, as_json, **kw):
     """nDCG@10 / recall@100 / MRR@10 for BM25, TP (last, mean), MiniLM and hybrids."""
     from . import beir
     from .embedder import combine_poolings
@@ -789,6 +795,25 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
             beir.dense_run(doc_ids, dv, train_q, qv[n_test:]),
         )
     dense_for_hybrid = [names[(rngs[0], c.output_layer, p)] for p in ("last", "mean", "last+mean")]
+    tp_last = (rngs[0], c.output_layer, "last")
+    sparse_names = []
+    if sparse and c.output_layer == embedder.backbone.num_layers and c.pooling == "last":
+        from .sparse import SparseEncoder, hidden_norm
+
+        t0 = time.perf_counter()
+        enc = SparseEncoder(embedder, scale=hidden_norm(embedder, docs[:32]))
+        q_texts = list(test_q.values()) + list(train_q.values())
+        for expand, label in ((0, "sparse"), (32, "sparse+expansion")):
+            d_bags = enc.encode(docs, doc_vectors(tp_last), expand=expand)
+            q_bags = enc.encode(q_texts, q_grid[tp_last], expand=expand)
+            name = f"{c.model} TP {label}"
+            runs[name] = (
+                beir.sparse_run(doc_ids, d_bags, test_q, q_bags[:n_test]),
+                beir.sparse_run(doc_ids, d_bags, train_q, q_bags[n_test:]),
+            )
+            sparse_names.append(name)
+        click.echo(f"sparse vectors: {time.perf_counter() - t0:.0f}s", err=True)
+    dense_for_hybrid += sparse_names
     if minilm:
         try:
             from .baselines import MiniLMEmbedder
@@ -830,6 +855,23 @@ def eval_beir(data, split, tune_split, limit_docs, vanilla, minilm, cache, as_js
         fused_eq = beir.fuse(runs[name][0], runs["bm25"][0], 1.0)
         rows.append(
             {"system": f"hybrid RRF({name} x1.0, bm25)", **beir.metrics(fused_eq, ds.qrels[split])}
+        )
+    if sparse_names:
+        # Dense, sparse and BM25 together: RRF weights for the first two chosen on train.
+        a, b = names[tp_last], sparse_names[0]
+        (wa, wb), _ = beir.choose_weights3(
+            runs[a][1], runs[b][1], runs["bm25"][1], ds.qrels[tune_split]
+        )
+        chosen["3-way"] = {"rrf": {"weight": [wa, wb]}}
+        fused = beir.fuse_runs(
+            {"a": runs[a][0], "b": runs[b][0], "bm25": runs["bm25"][0]},
+            {"a": wa, "b": wb, "bm25": 1.0},
+        )
+        rows.append(
+            {
+                "system": f"hybrid RRF({a} x{wa}, {b} x{wb}, bm25)",
+                **beir.metrics(fused, ds.qrels[split]),
+            }
         )
     if as_json:
         click.echo(

@@ -109,3 +109,15 @@ def test_eval_beir_cli(data, tiny_model_dir, tmp_path):
     assert any(s.endswith("TP last") for s in systems) and any(
         s.endswith("TP mean") for s in systems
     )
+    assert any(s.endswith("TP last+mean") for s in systems)
+    assert any(s.endswith("TP sparse") for s in systems)  # the tiny model's last layer
+    assert any(s.startswith("hybrid score(") for s in systems)
+    assert "3-way" in out["hybrid_weights"]
+
+
+def test_three_runs_fuse_by_weighted_rrf():
+    a = {"q": [("x", 0.9), ("y", 0.5)]}
+    b = {"q": [("y", 3.0), ("z", 1.0)]}
+    c = {"q": [("z", 2.0)]}
+    fused = dict(beir.fuse_runs({"a": a, "b": b, "c": c}, {"a": 1.0, "b": 2.0, "c": 0.5})["q"])
+    assert fused == pytest.approx({"x": 1 / 61, "y": 1 / 62 + 2 / 61, "z": 2 / 62 + 0.5 / 61})

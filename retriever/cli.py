@@ -689,7 +689,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
     "--tune-split",
     default="train",
     show_default=True,
-    help="qrels split on which the hybrid weight is chosen.",
+    help="qrels split on which fusion weights are chosen.",
 )
 @click.option(
     "--limit-docs",
@@ -698,22 +698,16 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
     help="Keep judged docs plus random others up to N (quick runs).",
 )
 @click.option(
-    "--vanilla/--no-vanilla",
-    default=False,
-    show_default=True,
-    help="Also run the vanilla prompt (one more pass over the corpus).",
+    "--models",
+    default=None,
+    help="Systems besides BM25, e.g. 'gemma3-270m:tp,gemma3-270m:vanilla,minilm' "
+    "(default: --model with TP, and minilm).",
 )
 @click.option(
     "--sparse/--no-sparse",
     default=True,
     show_default=True,
-    help="Also score PromptReps-style sparse vectors from the TP pass (final layer only).",
-)
-@click.option(
-    "--minilm/--no-minilm",
-    default=True,
-    show_default=True,
-    help="Measure all-MiniLM-L6-v2 in the same run (if installed).",
+    help="Also score PromptReps-style sparse vectors from each LLM pass (final layer only).",
 )
 @click.option(
     "--cache",
@@ -723,173 +717,45 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
 )
 @embedder_options
 @click.option("--json", "as_json", is_flag=True)
-def eval_beir(data, split, tune_split, limit_docs, vanilla, sparse, minilm, cache, as_json, **kw):
-    """nDCG@10 / recall@100 / MRR@10 for BM25, TP (last, mean), MiniLM and hybrids."""
+def eval_beir(data, split, tune_split, limit_docs, models, sparse, cache, as_json, **kw):
+    """nDCG@10 / recall@100 / MRR@10 for BM25, TP (dense and sparse), MiniLM and hybrids."""
     from . import beir
-    from .embedder import combine_poolings
+    from .beir_eval import evaluate
     from .models import cache_dir
     from .sts import default_data_dir
 
+    config = _config(kw)
+    systems = _system_specs(models or f"{config.model}:tp,minilm")  # fail fast
     data = data or default_data_dir() / "scifact"
     ds = beir.load(data, limit_docs)
-    cache = cache or cache_dir() / "eval"
-    test_q, train_q = ds.split_queries(split), ds.split_queries(tune_split)
-    doc_ids, docs = list(ds.corpus), list(ds.corpus.values())
     click.echo(
-        f"{data.name}: {len(docs)} docs, {len(test_q)} {split} queries, "
-        f"{len(train_q)} {tune_split} queries",
+        f"{data.name}: {len(ds.corpus)} docs, {len(ds.split_queries(split))} {split} queries, "
+        f"{len(ds.split_queries(tune_split))} {tune_split} queries",
         err=True,
     )
-    t = time.perf_counter()
-    bm25 = beir.BM25(ds.corpus)
-    runs = {"bm25": (bm25.run(test_q), bm25.run(train_q))}
-    click.echo(f"bm25 ready in {time.perf_counter() - t:.0f}s", err=True)
-
-    embedder = _load(_config(kw))
-    c = embedder.config
-    rngs = [(c.tp_start, c.tp_exit)] + ([None] if vanilla else [])
-    key = f"{embedder.document_fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
-
-    def grid(texts, what, templates=None):
-        t0 = time.perf_counter()
-        out = embedder.encode_grid(
-            texts,
-            rngs,
-            [c.output_layer],
-            ["last", "mean", "last+mean"],
-            show_progress_bar=not as_json,
-            templates=templates,
-        )
-        click.echo(f"{what}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s", err=True)
-        return out
-
-    names = {}
-    for rng in rngs:
-        for pool in ("last", "mean", "last+mean"):
-            label = "TP" if rng else "vanilla"
-            if c.query_templates() != c.templates():
-                doc_prompt = "custom" if c.template else c.prompt
-                label += f" {doc_prompt}/{c.query_prompt or 'custom'}"
-            names[(rng, c.output_layer, pool)] = f"{c.model} {label} {pool}"
-    doc_grid: dict = {}
-
-    def doc_vectors(k):
-        if k[2] == "last+mean":  # from the cached parts, no pass of its own
-            return combine_poolings([doc_vectors((k[0], k[1], p)) for p in ("last", "mean")])
-
-        def compute():
-            if not doc_grid:
-                doc_grid.update(grid(docs, "documents"))
-            return doc_grid[k]
-
-        tag = f"{'tp' if k[0] else 'vanilla'}-{k[2]}"
-        return beir.cached_vectors(cache, f"{key}-{tag}", compute)
-
-    q_grid = grid(list(test_q.values()) + list(train_q.values()), "queries", c.query_templates())
-    n_test = len(test_q)
-    for k, name in names.items():
-        dv = doc_vectors(k)
-        qv = q_grid[k]
-        runs[name] = (
-            beir.dense_run(doc_ids, dv, test_q, qv[:n_test]),
-            beir.dense_run(doc_ids, dv, train_q, qv[n_test:]),
-        )
-    dense_for_hybrid = [names[(rngs[0], c.output_layer, p)] for p in ("last", "mean", "last+mean")]
-    tp_last = (rngs[0], c.output_layer, "last")
-    sparse_names = []
-    if sparse and c.output_layer == embedder.backbone.num_layers and c.pooling == "last":
-        from .sparse import SparseEncoder, hidden_norm
-
-        t0 = time.perf_counter()
-        enc = SparseEncoder(embedder, scale=hidden_norm(embedder, docs[:32]))
-        q_texts = list(test_q.values()) + list(train_q.values())
-        for expand, label in ((0, "sparse"), (32, "sparse+expansion")):
-            d_bags = enc.encode(docs, doc_vectors(tp_last), expand=expand)
-            q_bags = enc.encode(q_texts, q_grid[tp_last], expand=expand)
-            name = f"{c.model} TP {label}"
-            runs[name] = (
-                beir.sparse_run(doc_ids, d_bags, test_q, q_bags[:n_test]),
-                beir.sparse_run(doc_ids, d_bags, train_q, q_bags[n_test:]),
-            )
-            sparse_names.append(name)
-        click.echo(f"sparse vectors: {time.perf_counter() - t0:.0f}s", err=True)
-    dense_for_hybrid += sparse_names
-    if minilm:
-        try:
-            from .baselines import MiniLMEmbedder
-
-            m = MiniLMEmbedder()
-            t0 = time.perf_counter()
-            dv = beir.cached_vectors(
-                cache,
-                f"minilm-{m.fingerprint[:16]}-{ds.corpus_hash()}",
-                lambda: m.encode(docs, show_progress_bar=not as_json),
-            )
-            qv = m.encode(list(test_q.values()) + list(train_q.values()))
-            click.echo(f"minilm: {time.perf_counter() - t0:.0f}s", err=True)
-            runs["minilm"] = (
-                beir.dense_run(doc_ids, dv, test_q, qv[:n_test]),
-                beir.dense_run(doc_ids, dv, train_q, qv[n_test:]),
-            )
-            dense_for_hybrid.append("minilm")
-        except TPRError as e:
-            click.echo(f"skipping MiniLM: {e}", err=True)
-
-    rows, chosen = [], {}
-    for name, (test_run, _) in runs.items():
-        rows.append({"system": name, **beir.metrics(test_run, ds.qrels[split])})
-    for name in dense_for_hybrid:
-        chosen[name] = {}
-        for method, label in (("rrf", "RRF"), ("score", "score")):
-            w, tune_grid = beir.choose_weight(
-                runs[name][1], runs["bm25"][1], ds.qrels[tune_split], method
-            )
-            chosen[name][method] = {"weight": w, "train_ndcg@10": tune_grid}
-            fused = beir.fuse(runs[name][0], runs["bm25"][0], w, method)
-            rows.append(
-                {
-                    "system": f"hybrid {label}({name} x{w}, bm25)",
-                    **beir.metrics(fused, ds.qrels[split]),
-                }
-            )
-        fused_eq = beir.fuse(runs[name][0], runs["bm25"][0], 1.0)
-        rows.append(
-            {"system": f"hybrid RRF({name} x1.0, bm25)", **beir.metrics(fused_eq, ds.qrels[split])}
-        )
-    if sparse_names:
-        # Dense, sparse and BM25 together: RRF weights for the first two chosen on train.
-        a, b = names[tp_last], sparse_names[0]
-        (wa, wb), _ = beir.choose_weights3(
-            runs[a][1], runs[b][1], runs["bm25"][1], ds.qrels[tune_split]
-        )
-        chosen["3-way"] = {"rrf": {"weight": [wa, wb]}}
-        fused = beir.fuse_runs(
-            {"a": runs[a][0], "b": runs[b][0], "bm25": runs["bm25"][0]},
-            {"a": wa, "b": wb, "bm25": 1.0},
-        )
-        rows.append(
-            {
-                "system": f"hybrid RRF({a} x{wa}, {b} x{wb}, bm25)",
-                **beir.metrics(fused, ds.qrels[split]),
-            }
-        )
+    report = evaluate(
+        ds,
+        systems,
+        config,
+        split=split,
+        tune_split=tune_split,
+        sparse=sparse,
+        cache=cache or cache_dir() / "eval",
+        progress=not as_json,
+        log=lambda msg: click.echo(msg, err=True),
+    )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "data": str(data),
-                    "docs": len(docs),
-                    "split": split,
-                    "rows": rows,
-                    "hybrid_weights": chosen,
-                },
-                indent=2,
-            )
-        )
+        out = {
+            "data": str(data),
+            "docs": len(ds.corpus),
+            "split": split,
+            "systems": systems,
+            "rows": report.rows,
+            "hybrid_weights": report.weights,
+        }
+        click.echo(json.dumps(out, indent=2))
         return
-    click.echo(beir.format_table(rows, {"bm25": 66.5, "minilm": 64.51}))
-    for name, info in chosen.items():
+    click.echo(beir.format_table(report.rows, {"bm25": 66.5, "minilm": 64.51}))
+    for name, info in report.weights.items():
         for method, pick in info.items():
-            click.echo(
-                f"hybrid {method} weight for {name}: {pick['weight']} (chosen on {tune_split})"
-            )
+            click.echo(f"{method} weight for {name}: {pick['weight']} (chosen on {tune_split})")

@@ -95,7 +95,8 @@ def test_eval_beir_cli(data, tiny_model_dir, tmp_path):
             str(tiny_model_dir),
             "--tp-exit",
             "3",
-            "--no-minilm",
+            "--models",
+            f"{tiny_model_dir}:tp",
             "--cache",
             str(tmp_path / "cache"),
             "--json",
@@ -112,7 +113,7 @@ def test_eval_beir_cli(data, tiny_model_dir, tmp_path):
     assert any(s.endswith("TP last+mean") for s in systems)
     assert any(s.endswith("TP sparse") for s in systems)  # the tiny model's last layer
     assert any(s.startswith("hybrid score(") for s in systems)
-    assert "3-way" in out["hybrid_weights"]
+    assert any(k.startswith("3-way") for k in out["hybrid_weights"])
 
 
 def test_three_runs_fuse_by_weighted_rrf():
@@ -121,3 +122,16 @@ def test_three_runs_fuse_by_weighted_rrf():
     c = {"q": [("z", 2.0)]}
     fused = dict(beir.fuse_runs({"a": a, "b": b, "c": c}, {"a": 1.0, "b": 2.0, "c": 0.5})["q"])
     assert fused == pytest.approx({"x": 1 / 61, "y": 1 / 62 + 2 / 61, "z": 2 / 62 + 0.5 / 61})
+
+
+def test_eval_beir_takes_vanilla_and_refuses_bad_specs(data, tiny_model_dir, tmp_path):
+    args = ["eval", "beir", "--data", str(data), "--cache", str(tmp_path / "c"), "--json"]
+    spec = f"{tiny_model_dir}:tp,{tiny_model_dir}:vanilla"
+    r = CliRunner().invoke(cli, [*args, "--models", spec, "--tp-exit", "3", "--no-sparse"])
+    assert r.exit_code == 0, r.output
+    systems = {row["system"] for row in json.loads(r.stdout)["rows"]}
+    assert any(s.endswith("TP last") for s in systems)
+    assert any(s.endswith("vanilla last") for s in systems)
+    assert not any("sparse" in s for s in systems)
+    bad = CliRunner().invoke(cli, [*args, "--models", "gemma3-270m:nope"])
+    assert bad.exit_code != 0 and "tp or vanilla" in bad.output

@@ -455,7 +455,8 @@ def index(
 @_index_option
 @click.option("--json", "as_json", is_flag=True)
 def info(index_dir, as_json):
-    """Show an index: folder, embedder, fingerprint, counts."""
+    """Show an index: folder, embedder, fingerprint, default hybrid, counts."""
+    from .search import DEFAULT_HYBRID
     from .store import Store
 
     index_dir = _index_dir(index_dir)
@@ -485,6 +486,8 @@ def info(index_dir, as_json):
         f"pooling={e.get('pooling')}"
     )
     click.echo(f"fingerprint {data.get('fingerprint')}")
+    method, dense = DEFAULT_HYBRID.get(e.get("model"), ("rrf", 1.0))
+    click.echo(f"hybrid      {method} fusion, dense weight {dense} (BM25 1.0)")
     click.echo(
         f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('added', 0)} texts added from code"
@@ -627,9 +630,9 @@ def demo(out, index_dir, **kw):
 @click.option(
     "--fusion",
     type=click.Choice(["rrf", "score"]),
-    default="rrf",
-    show_default=True,
-    help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores.",
+    default=None,
+    help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores "
+    "(default: the model's measured default, see `tpr info`).",
 )
 @click.option("--json", "as_json", is_flag=True)
 def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, as_json):

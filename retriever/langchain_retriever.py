@@ -26,7 +26,8 @@ class TPRetriever(BaseRetriever):
         filter: restricts candidates (path glob, suffixes, mtime).
         fetch_k: candidates per side before fusion.
         weights: fusion weights for hybrid (default per model).
-        fusion: ``rrf`` (ranks) or ``score`` (min-max normalised scores) for hybrid.
+        fusion: ``rrf`` (ranks) or ``score`` (min-max normalised scores) for hybrid; None =
+            the model's measured default.
         mmr: re-rank the candidates by maximal marginal relevance.
         lambda_mult: MMR trade-off, 1 = relevance only, 0 = diversity only.
         min_score: drop results below this score (cosine for dense, BM25 for bm25, the RRF
@@ -44,7 +45,7 @@ class TPRetriever(BaseRetriever):
     mmr: bool = False
     lambda_mult: float = 0.5
     min_score: float | None = None
-    fusion: str = "rrf"
+    fusion: str | None = None
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -37,11 +37,15 @@ MODES = ("hybrid", "dense", "bm25")
 FUSIONS = ("rrf", "score")
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
 RRF_K = 60
-# Default dense weight in hybrid RRF (BM25 weighs 1), chosen on SciFact *train* queries
-# (benchmarks/RESULTS.md). For the small default TP model every positive weight lost to BM25,
-# so its hybrid is BM25's order with dense-only hits after them: it cannot rank worse than
-# keyword search. Unmeasured models keep equal weights.
-DEFAULT_DENSE_WEIGHT = {"gemma3-270m": 0.0, "minilm": 0.5}
+# Default hybrid per model: (fusion method, dense weight; BM25 weighs 1), chosen on SciFact
+# *train* queries and checked on test (benchmarks/RESULTS.md). For the small default TP model
+# every positive RRF weight loses to BM25, while score fusion with a small dense weight gains a
+# little: BM25's normalised scores dominate and dense only re-orders near-ties. Unmeasured
+# models get equal-weight RRF.
+DEFAULT_HYBRID: dict[str, tuple[str, float]] = {
+    "gemma3-270m": ("score", 0.3),
+    "minilm": ("score", 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -210,10 +214,12 @@ class Searcher:
     def close(self) -> None:
         self.store.close()
 
-    def default_weights(self) -> dict[str, float]:
-        """Hybrid RRF weights for this index's model (see DEFAULT_DENSE_WEIGHT)."""
+    def default_hybrid(self) -> tuple[str, dict[str, float]]:
+        """(fusion method, weights) of the hybrid default for this index's model
+        (:data:`DEFAULT_HYBRID`)."""
         model = getattr(getattr(self.embedder, "config", None), "model", None)
-        return {"dense": DEFAULT_DENSE_WEIGHT.get(model, 1.0), "bm25": 1.0}
+        method, dense = DEFAULT_HYBRID.get(model, ("rrf", 1.0))
+        return method, {"dense": dense, "bm25": 1.0}
 
     @property
     def faiss(self):
@@ -334,7 +340,7 @@ class Searcher:
         lambda_mult: float = 0.5,
         min_score: float | None = None,
         query_vector: np.ndarray | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
     ) -> list[Result]:
         """Top-k chunks for ``query`` (thread-safe).
 
@@ -344,7 +350,8 @@ class Searcher:
             mode: hybrid, dense or bm25.
             flt: restricts the candidates before ranking.
             fetch_k: candidates taken from each side before fusion (hybrid).
-            weights: RRF weights; default per model (:data:`DEFAULT_DENSE_WEIGHT`, BM25 at 1).
+            weights: fusion weights; with ``fusion=None`` both default per model
+                (:data:`DEFAULT_HYBRID`); otherwise missing weights are 1.0.
             mmr: re-rank the ``fetch_k`` candidates by maximal marginal relevance (needs the
                 embedder): each pick maximises ``lambda * sim(query) - (1 - lambda) * max
                 sim(already picked)`` over the stored chunk vectors.
@@ -354,8 +361,9 @@ class Searcher:
                 for hybrid (at most ``sum(weights) / 61``).
             query_vector: the query already embedded (dense side and MMR); ``query`` may then
                 be empty in dense mode.
-            fusion: how hybrid combines the sides: ``rrf`` (ranks) or ``score`` (normalised
-                scores; the fused score is then at most ``sum(weights)``).
+            fusion: how hybrid combines the sides: ``rrf`` (ranks), ``score`` (normalised
+                scores; the fused score is then at most ``sum(weights)``), or None for the
+                model's default.
 
         Raises:
             EmptyInputError: empty query. ConfigError: unknown mode or bad k.
@@ -384,6 +392,9 @@ class Searcher:
             raise ConfigError(f"unknown search mode {mode!r}; choose {', '.join(MODES)}")
         if k < 1:
             raise ConfigError("k must be at least 1")
+        if fusion is None:
+            fusion, default_weights = self.default_hybrid()
+            weights = weights or default_weights
         if fusion not in FUSE:
             raise ConfigError(f"unknown fusion {fusion!r}; choose {', '.join(FUSIONS)}")
         allowed = self.allowed_ids(flt or Filter())
@@ -397,10 +408,7 @@ class Searcher:
             ranked["dense"] = self.dense_vector(qvec, depth, allowed)
         if mode in ("bm25", "hybrid"):
             ranked["bm25"] = self.bm25(query, depth, allowed)
-        if mode == "hybrid":
-            order = FUSE[fusion](ranked, weights or self.default_weights())
-        else:
-            order = ranked[mode]
+        order = FUSE[fusion](ranked, weights) if mode == "hybrid" else ranked[mode]
         if min_score is not None:
             order = [(cid, s) for cid, s in order if s >= min_score]
         order = self._mmr(qvec, order, k, lambda_mult) if mmr else order[:k]

@@ -61,7 +61,7 @@ class EmbeddingsAdapter:
         blob = json.dumps(self.identity, sort_keys=True).encode()
         self.fingerprint = hashlib.sha256(blob).hexdigest()
 
-        class _Config:  # what Searcher.default_weights reads
+        class _Config:  # what Searcher.default_hybrid reads
             model = f"langchain:{cls.__qualname__}"
 
         self.config = _Config()

@@ -227,18 +227,28 @@ def test_min_score_uses_each_modes_scale(index):
     assert all(r.scores["fused"] >= 1.5 / 61 for r in fused)
 
 
-def test_default_hybrid_for_the_small_model_never_ranks_below_bm25(index, monkeypatch):
+def test_hybrid_defaults_come_per_model_from_the_measured_table(index):
     from dataclasses import replace
 
+    from retriever.search import DEFAULT_HYBRID
+
     _, idx, emb = index
-    emb.config = replace(emb.config, model="gemma3-270m")  # measured: dense weight 0
-    s = Searcher(idx, emb)
-    assert s.default_weights() == {"dense": 0.0, "bm25": 1.0}
-    bm25 = [r.chunk_id for r in s.search("car road sky", k=3, mode="bm25")]
-    hybrid = [r.chunk_id for r in s.search("car road sky", k=6, mode="hybrid")]
-    assert hybrid[: len(bm25)] == bm25  # BM25's order first; dense-only hits may follow
+    for model, (method, dense) in DEFAULT_HYBRID.items():
+        emb.config = replace(emb.config, model=model)
+        s = Searcher(idx, emb)
+        assert s.default_hybrid() == (method, {"dense": dense, "bm25": 1.0})
+        explicit = s.search("car road sky", k=6, fusion=method, weights={"dense": dense})
+        assert [r.chunk_id for r in s.search("car road sky", k=6)] == [r.chunk_id for r in explicit]
     emb.config = replace(emb.config, model="some/other")
-    assert Searcher(idx, emb).default_weights() == {"dense": 1.0, "bm25": 1.0}
+    assert Searcher(idx, emb).default_hybrid() == ("rrf", {"dense": 1.0, "bm25": 1.0})
+
+
+def test_rrf_with_dense_weight_zero_keeps_bm25_order_first(index):
+    _, idx, emb = index
+    s = Searcher(idx, emb)
+    bm25 = [r.chunk_id for r in s.search("car road sky", k=3, mode="bm25")]
+    hybrid = s.search("car road sky", k=6, fusion="rrf", weights={"dense": 0.0, "bm25": 1.0})
+    assert [r.chunk_id for r in hybrid][: len(bm25)] == bm25  # dense-only hits may follow
 
 
 def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(

@@ -136,3 +136,18 @@ def test_highlight_escapes_and_neutralises_indentation():
     assert r"\_\_enter\_\_\(\)" in out and "**line**" in out
     assert "[x](y)" not in out and "<b>" not in out
     assert escape_markdown("a*b") == r"a\*b"
+
+
+def test_fusion_choice_reaches_the_search(ui_index):
+    at = run_app()
+    fusion = at.selectbox(key="fusion")
+    assert fusion.options[0].startswith("default: rrf")  # an unmeasured model: equal RRF
+    at.text_input(key="query").input("cat").run()
+    rrf_scores = [m.value for m in at.markdown if "fused" in m.value]
+    at.selectbox(key="fusion").set_value("score").run()
+    assert not at.exception
+    score_scores = [m.value for m in at.markdown if "fused" in m.value]
+    # Score fusion's fused values are sums of normalised scores (the best is 2 or near it),
+    # RRF's are around 1/61.
+    assert rrf_scores and score_scores and rrf_scores != score_scores
+    assert any("fused 1." in t or "fused 2." in t for t in score_scores)

@@ -168,13 +168,21 @@ def main() -> None:
         query = st.text_input("Query", key="query")
         c1, c2, c3, c4 = st.columns(4)
         mode = c1.radio("Mode", ["hybrid", "dense", "bm25"], horizontal=True, key="mode")
+        method, weights = searcher.default_hybrid()
+        fusion = c1.selectbox(
+            "Fusion (hybrid)",
+            [f"default: {method}, dense x{weights['dense']}", "rrf", "score"],
+            key="fusion",
+            disabled=mode != "hybrid",
+        )
         k = c2.slider("k", 1, 20, 5, key="k")
         glob = c3.text_input("Path glob", key="glob")
         types = c4.text_input("File types (e.g. .md .pdf)", key="types")
         if query.strip():
             flt = Filter(path_glob=glob or None, suffixes=tuple(types.split()))
             try:
-                results = searcher.search(query, k=k, mode=mode, flt=flt)
+                chosen = None if fusion.startswith("default") else fusion
+                results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=chosen)
             except TPRError as e:
                 st.error(str(e))
                 results = []

@@ -181,8 +181,8 @@ def main() -> None:
         if query.strip():
             flt = Filter(path_glob=glob or None, suffixes=tuple(types.split()))
             try:
-                chosen = None if fusion.startswith("default") else fusion
-                results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=chosen)
+                method = None if fusion.startswith("default") else fusion
+                results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=method)
             except TPRError as e:
                 st.error(str(e))
                 results = []

@@ -132,9 +132,12 @@ class Result:
 PRUNE_MIN_CHUNKS = 1000
 
 
+MAX_QUERY_WORDS = 256  # a pasted document as a query is cut here: BM25 cost grows per word
+
+
 def fts_words(query: str) -> list[str]:
-    """The distinct word tokens of a query, lower-cased, in order."""
-    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+    """The distinct word tokens of a query, lower-cased, in order (at most MAX_QUERY_WORDS)."""
+    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))[:MAX_QUERY_WORDS]
 
 
 def fts_query(query: str | list[str]) -> str | None:

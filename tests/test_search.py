@@ -150,6 +150,13 @@ def test_awkward_queries_never_reach_sqlite_as_syntax(index, query):
     assert s.store.chunk_count() == len(DOCS)
 
 
+def test_a_pasted_document_as_query_is_cut_to_max_query_words():
+    from retriever.search import MAX_QUERY_WORDS, fts_words
+
+    words = fts_words(" ".join(f"w{i}" for i in range(3 * MAX_QUERY_WORDS)))
+    assert len(words) == MAX_QUERY_WORDS and words[0] == "w0"
+
+
 def test_stop_words_only_still_match(index):
     _, idx, emb = index
     assert Searcher(idx, emb).search("the", mode="bm25")  # "the" occurs; OR + bm25 ranks it

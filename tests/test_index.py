@@ -283,7 +283,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, embedder):
 
 @pytest.mark.parametrize("factory", ["HNSW16", "IVF4,Flat", "IDMap2,Flat"])
 def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factory):
-    from retriever.search import Searcher
+    from retriever.search import Filter, Searcher
 
     from .fakes import FakeEmbedder
 
@@ -299,8 +299,19 @@ def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factor
     with Store.open(idx) as s:
         assert s.meta()["faiss_factory"] == factory
         assert faiss.read_index(str(idx / FAISS_NAME)).ntotal == 40
-    hits = Searcher(idx, emb).search("cat", k=3, mode="dense")
+    searcher = Searcher(idx, emb)
+    hits = searcher.search("cat", k=3, mode="dense")
     assert len(hits) == 3 and "cat" in hits[0].text
+    # A filtered search works on every index type (IVF rejects untyped search parameters)
+    # and, with nprobe / efSearch set, finds what exact search finds on this small index.
+    flt = Filter(path_glob="f1*.txt")
+    hits = searcher.search("dog", k=4, mode="dense", flt=flt)
+    assert len(hits) == 4 and all(h.path.startswith("f1") for h in hits)
+    exact = sorted(
+        (float(emb.vector("dog") @ emb.vector(f"{words[i % 10]} {words[(i * 3) % 10]} text {i}")))
+        for i in range(10, 20)
+    )[::-1][:4]
+    assert [h.score for h in hits] == pytest.approx(exact, abs=1e-5)
 
 
 def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder):

@@ -89,6 +89,22 @@ def index_bytes(index) -> int:
     return int(faiss.serialize_index(index).size)
 
 
+def measure(index, label, n, build, size, queries, truth) -> dict:
+    """One table row: latency percentiles and recall@10 of ``index`` at its current setting."""
+    times, found = time_queries(index, queries)
+    p50, p99 = percentiles(times)
+    return dict(
+        n=n,
+        index=label,
+        build_s=build,
+        bytes=size,
+        p50=p50,
+        p99=p99,
+        recall=recall(found, truth),
+        q=len(queries),
+    )
+
+
 def bench_faiss(n: int, data: np.ndarray, queries: np.ndarray, args) -> list[dict]:
     import faiss
 
@@ -123,19 +139,8 @@ def bench_faiss(n: int, data: np.ndarray, queries: np.ndarray, args) -> list[dic
         if nprobe > nlist:
             continue
         ivf.nprobe = nprobe
-        times, found = time_queries(ivf, queries)
-        p50, p99 = percentiles(times)
         rows.append(
-            dict(
-                n=n,
-                index=f"IVF{nlist},Flat nprobe={nprobe}",
-                build_s=build,
-                bytes=size,
-                p50=p50,
-                p99=p99,
-                recall=recall(found, truth),
-                q=len(queries),
-            )
+            measure(ivf, f"IVF{nlist},Flat nprobe={nprobe}", n, build, size, queries, truth)
         )
     del ivf
 
@@ -148,20 +153,7 @@ def bench_faiss(n: int, data: np.ndarray, queries: np.ndarray, args) -> list[dic
         size = index_bytes(hnsw) / n
         for ef in args.efs:
             hnsw.hnsw.efSearch = ef
-            times, found = time_queries(hnsw, queries)
-            p50, p99 = percentiles(times)
-            rows.append(
-                dict(
-                    n=n,
-                    index=f"HNSW32 efSearch={ef}",
-                    build_s=build,
-                    bytes=size,
-                    p50=p50,
-                    p99=p99,
-                    recall=recall(found, truth),
-                    q=len(queries),
-                )
-            )
+            rows.append(measure(hnsw, f"HNSW32 efSearch={ef}", n, build, size, queries, truth))
         del hnsw
     else:
         rows.append(dict(n=n, index="HNSW32", skipped=f"build not run above {args.hnsw_max:,}"))

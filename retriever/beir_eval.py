@@ -124,10 +124,10 @@ def _llm_runs(ds, q_texts, model, variants, config, runs, split_run, sparse, cac
     def name(rng, pool) -> str:
         return f"{model} {'TP' if rng else 'vanilla'}{prompts} {pool}"
 
-    def grid(texts, what, templates=None):
+    def grid(texts, what, templates=None, ranges=rngs):
         t = time.perf_counter()
         out = embedder.encode_grid(
-            texts, rngs, [c.output_layer], list(POOLS), progress, templates=templates
+            texts, ranges, [c.output_layer], list(POOLS), progress, templates=templates
         )
         log(f"{what}: {len(texts)} texts in {time.perf_counter() - t:.0f}s")
         return out
@@ -139,8 +139,8 @@ def _llm_runs(ds, q_texts, model, variants, config, runs, split_run, sparse, cac
             return combine_poolings([doc_vectors((k[0], k[1], p)) for p in ("last", "mean")])
 
         def compute():
-            if not doc_grid:
-                doc_grid.update(grid(docs, "documents"))
+            if k not in doc_grid:  # one pass per TP range, only for ranges not cached
+                doc_grid.update(grid(docs, "documents", ranges=[k[0]]))
             return doc_grid[k]
 
         tag = f"{'tp' if k[0] else 'vanilla'}-{k[2]}"

@@ -6,6 +6,7 @@ from .errors import (
     EmptyInputError,
     ModelNotFoundError,
     TemplateError,
+    TokenizerError,
     TPRError,
     UnsupportedModelError,
 )
@@ -18,5 +19,6 @@ __all__ = [
     "TPEmbedder",
     "TPRError",
     "TemplateError",
+    "TokenizerError",
     "UnsupportedModelError",
 ]

@@ -23,6 +23,10 @@ class ModelNotFoundError(TPRError):
     """The model spec is neither a named model, a local HF directory nor a .gguf file."""
 
 
+class TokenizerError(TPRError):
+    """A tokenizer splits text wrongly (a GGUF tokenizer converted by a faulty transformers)."""
+
+
 class UnsupportedModelError(TPRError):
     """The model loaded, but its decoder layers cannot be located generically."""
 

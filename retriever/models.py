@@ -31,9 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .errors import ModelNotFoundError, TokenizerError
 
 CONVERTER_VERSION = 1
+# A sentence whose tokenization exposes a GGUF tokenizer converted wrongly: transformers 5.17
+# drops Gemma 3's merges and splits "sentence" into "s", "ent", "en", "ce" (27 pieces, not 16).
+# Every embedding from such a tokenizer is garbage, and nothing else would notice.
+CANARY = 'This sentence : "A man is playing a guitar." means in one word:"'
+MAX_PIECES_PER_WORD = 1.6  # any English-trained vocabulary stays well under this on CANARY
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
@@ -49,6 +54,7 @@ class NamedModel:
         tp_start, tp_exit, output_layer: TP defaults.
         prompt: prompt method.
         tuned_on: where the defaults were tuned (``tpr tune``); None marks untuned guesses.
+        canary_ids: the token ids of :data:`CANARY` (no special tokens) from a correct tokenizer.
     """
 
     name: str
@@ -60,6 +66,7 @@ class NamedModel:
     output_layer: int
     prompt: str = "prompteol"
     tuned_on: str | None = None  # where the TP defaults come from; None = untuned guesses
+    canary_ids: tuple[int, ...] | None = None
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
@@ -76,6 +83,24 @@ NAMED_MODELS: dict[str, NamedModel] = {
             tp_exit=5,
             output_layer=18,
             tuned_on="STS-B dev, tpr tune 2026-11-22",
+            canary_ids=(
+                2094,
+                13315,
+                1017,
+                623,
+                236776,
+                880,
+                563,
+                5662,
+                496,
+                15583,
+                1781,
+                2820,
+                528,
+                886,
+                3658,
+                10253,
+            ),
         ),
         NamedModel(
             name="smollm2-135m",
@@ -85,6 +110,24 @@ NAMED_MODELS: dict[str, NamedModel] = {
             tp_start=1,
             tp_exit=5,
             output_layer=30,
+            canary_ids=(
+                1348,
+                6330,
+                1577,
+                476,
+                49,
+                555,
+                314,
+                4464,
+                253,
+                15987,
+                1270,
+                1530,
+                281,
+                582,
+                2229,
+                25898,
+            ),
         ),
     )
 }
@@ -153,13 +196,57 @@ def _manifest_ok(entry: Path, verify: bool) -> bool:
     return sha256_file(weights) == m.get("weights_sha256")
 
 
-def convert_gguf(gguf: Path, sha256: str | None = None, verify: bool = False) -> Path:
+def check_tokenizer(tokenizer, expected: tuple[int, ...] | None, where: Path | None) -> None:
+    """Refuse a tokenizer that splits :data:`CANARY` wrongly.
+
+    transformers builds a GGUF model's tokenizer itself, and some versions build it wrong without
+    a warning. ``expected`` (a named model's ids) is checked exactly; without it, more than
+    :data:`MAX_PIECES_PER_WORD` pieces per word is refused.
+
+    Args:
+        tokenizer: a transformers tokenizer.
+        expected: the exact ids, or None for the pieces-per-word bound.
+        where: the cached conversion holding this tokenizer (to delete), or None while converting.
+
+    Raises:
+        TokenizerError: naming the transformers version and the fix.
+    """
+    ids = list(tokenizer(CANARY, add_special_tokens=False)["input_ids"])
+    words = len(CANARY.split())
+    if expected is not None:
+        bad, want = ids != list(expected), f"expected {len(expected)} with the known ids"
+    else:
+        bad, want = len(ids) > MAX_PIECES_PER_WORD * words, "a sound tokenizer needs far fewer"
+    if not bad:
+        return
+    import transformers
+
+    fix = "pip install -U 'transformers>=5.23'"
+    if where is not None:
+        fix += f", then delete {where} so that the model is converted again"
+    raise TokenizerError(
+        f"the tokenizer converted from GGUF splits text wrongly: {len(ids)} tokens for a "
+        f"{words}-word check sentence ({want}). transformers {transformers.__version__} "
+        f"converts this GGUF tokenizer incorrectly (5.17 is known to); fix: {fix}"
+    )
+
+
+def convert_gguf(
+    gguf: Path,
+    sha256: str | None = None,
+    verify: bool = False,
+    canary_ids: tuple[int, ...] | None = None,
+) -> Path:
     """Return a cached safetensors directory for a GGUF file, converting it once.
 
     Args:
         gguf: the .gguf file.
         sha256: its known hash (skips hashing the GGUF); computed when None.
         verify: re-hash the cached weights even if their size and mtime are unchanged.
+        canary_ids: the expected tokenization of :data:`CANARY` (see :func:`check_tokenizer`).
+
+    Raises:
+        TokenizerError: this transformers converts the GGUF's tokenizer wrongly (nothing cached).
     """
     sha256 = sha256 or sha256_file(gguf)
     entry = cache_dir() / "converted" / f"{sha256[:16]}-v{CONVERTER_VERSION}"
@@ -173,10 +260,12 @@ def convert_gguf(gguf: Path, sha256: str | None = None, verify: bool = False) ->
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
     try:
+        # The tokenizer first: a faulty conversion fails in seconds, before the minute of weights.
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        check_tokenizer(tokenizer, canary_ids, None)
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32
         )
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         config = model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config  # the weights we write are plain float
@@ -241,7 +330,7 @@ def resolve(spec: str, verify: bool = False) -> ModelSource:
     if spec in NAMED_MODELS:
         named = NAMED_MODELS[spec]
         gguf, sha = _named_gguf(named)
-        entry = convert_gguf(gguf, sha, verify=verify)
+        entry = convert_gguf(gguf, sha, verify=verify, canary_ids=named.canary_ids)
         sha = sha or json.loads((entry / "manifest.json").read_text())["gguf_sha256"]
         return ModelSource(entry, {"name": spec, "gguf_sha256": sha}, named)
     path = Path(spec).expanduser()
@@ -278,4 +367,6 @@ def load(source: ModelSource, device: str, dtype, after_model=None):
         model.eval()
         extra = after_model(model) if after_model else None
         tokenizer = tok_future.result()
+    if "gguf_sha256" in source.identity:  # a conversion: maybe cached by a faulty transformers
+        check_tokenizer(tokenizer, source.named.canary_ids if source.named else None, source.path)
     return model, tokenizer, extra

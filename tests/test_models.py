@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import pytest
+import torch
+import transformers
 
-from retriever.errors import ModelNotFoundError
-from retriever.models import _dir_identity, resolve
+from retriever.errors import ModelNotFoundError, TokenizerError
+from retriever.models import (
+    CANARY,
+    MAX_PIECES_PER_WORD,
+    NAMED_MODELS,
+    ModelSource,
+    _dir_identity,
+    check_tokenizer,
+    load,
+    resolve,
+)
 
 
 def test_unknown_spec_names_the_accepted_kinds(tmp_path):
@@ -38,3 +49,63 @@ def test_hub_snapshot_identity_is_repo_and_revision(tmp_path, tiny_model_dir):
     snap = tmp_path / "models--org--name" / "snapshots" / "abc123"
     shutil.copytree(tiny_model_dir, snap)
     assert resolve(str(snap)).identity == {"repo": "org/name", "revision": "abc123"}
+
+
+class FakeTokenizer:
+    """Returns fixed ids for any text: exact assertions on :func:`check_tokenizer`."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": list(self.ids)}
+
+
+def test_named_model_tokenizer_must_give_the_known_ids(tmp_path):
+    good = NAMED_MODELS["gemma3-270m"].canary_ids
+    check_tokenizer(FakeTokenizer(good), good, tmp_path)  # passes silently
+    broken = FakeTokenizer(range(27))  # what transformers 5.17 gives for Gemma 3's GGUF
+    with pytest.raises(TokenizerError) as e:
+        check_tokenizer(broken, good, tmp_path)
+    msg = str(e.value)
+    assert "27 tokens for a 13-word check sentence (expected 16" in msg
+    assert f"transformers {transformers.__version__}" in msg
+    assert f"delete {tmp_path}" in msg and "transformers>=5.23" in msg
+
+
+def test_other_gguf_tokenizers_are_bounded_by_pieces_per_word():
+    words = len(CANARY.split())
+    check_tokenizer(FakeTokenizer(range(int(MAX_PIECES_PER_WORD * words))), None, None)
+    with pytest.raises(TokenizerError, match="far fewer") as e:
+        check_tokenizer(FakeTokenizer(range(2 * words)), None, None)
+    assert "delete" not in str(e.value)  # while converting, nothing is cached yet
+
+
+def test_loading_a_conversion_with_a_character_level_tokenizer_is_refused(tiny_model_dir, tmp_path):
+    # A converted folder whose tokenizer lost its merges (one token per character), as a faulty
+    # transformers writes it: load() must refuse it instead of embedding garbage.
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path / "converted"
+    shutil.copytree(tiny_model_dir, folder)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok.train_from_iterator(
+        [CANARY],
+        trainers.BpeTrainer(
+            vocab_size=len(alphabet) + 3,
+            special_tokens=["<pad>", "<bos>", "<eos>"],
+            initial_alphabet=alphabet,
+        ),
+    )
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>").save_pretrained(folder)
+    source = ModelSource(folder, {"gguf_sha256": "0" * 64})
+    with pytest.raises(TokenizerError, match=f"delete {folder}"):
+        load(source, "cpu", torch.float32)
+    # The same folder as a plain Hugging Face directory is the user's own tokenizer: loaded.
+    _, tokenizer, _ = load(ModelSource(folder, {"dir_sha256": "x"}), "cpu", torch.float32)
+    assert len(tokenizer(CANARY, add_special_tokens=False)["input_ids"]) > 2 * 13

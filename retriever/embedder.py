@@ -8,6 +8,11 @@ The fingerprint is a sha256 over everything that changes a vector's meaning: mod
 templates, pre-processing, TP range, output layer, pooling, max length, normalisation, the <PST>
 vector and the dimension. Device, dtype and batch size are left out: they change rounding, not
 meaning. Indexes store the fingerprint and refuse vectors from a different one.
+
+The <PST> vector derived from the weights enters the fingerprint by its definition, not its bytes:
+its bytes follow the dtype (bf16 rounds both the embedding rows and Gemma's sqrt(hidden) scale), so
+hashing them made an index built on a GPU in bf16 unreadable on a CPU in fp32 (found on an H100).
+Fingerprints from before that change stay accepted (``previous_fingerprints``).
 """
 
 from __future__ import annotations
@@ -128,6 +133,7 @@ class TPEmbedder:
         identity: dict | None = None,
         named: NamedModel | None = None,
         pst_vector: torch.Tensor | None = None,
+        pst_from_weights: bool = False,
     ):
         config = config or EmbedderConfig()
         self.model = model.eval()
@@ -156,6 +162,8 @@ class TPEmbedder:
             # GPT-2 style tokenizers have no pad token; padded positions are masked anyway.
             tokenizer.pad_token = tokenizer.eos_token
         self._pad_id = tokenizer.pad_token_id
+        # A caller's own <PST> vector is fingerprinted by its bytes; the derived one by name.
+        self._pst_custom = pst_vector is not None and not pst_from_weights
         if pst_vector is None and config.tp:
             pst_vector = self.backbone.mean_input_embedding()
         self.pst_vector = pst_vector
@@ -165,6 +173,10 @@ class TPEmbedder:
         # document vectors key on this, so several query prompts share one corpus pass.
         doc_data = {k: v for k, v in self.fingerprint_data.items() if k != "query_templates"}
         self.document_fingerprint = _sha(doc_data)
+        # The same settings fingerprinted the old way (the derived <PST> vector by its bytes,
+        # as in fp32), so that indexes built before the change are still accepted.
+        old = _sha(self._fingerprint_data(pst_bytes=True))
+        self.previous_fingerprints = frozenset({old} - {self.fingerprint})
 
     @classmethod
     def load(cls, config: EmbedderConfig | None = None, **overrides) -> TPEmbedder:
@@ -183,7 +195,13 @@ class TPEmbedder:
             after_model=(lambda m: Backbone(m).mean_input_embedding()) if config.tp else None,
         )
         return cls(
-            model, tokenizer, config, identity=source.identity, named=source.named, pst_vector=pst
+            model,
+            tokenizer,
+            config,
+            identity=source.identity,
+            named=source.named,
+            pst_vector=pst,
+            pst_from_weights=True,
         )
 
     # -- settings ---------------------------------------------------------------------------
@@ -215,14 +233,15 @@ class TPEmbedder:
         if c.template is None and c.prompt.lower() not in METHODS:
             method_templates(c.prompt)  # raises the TemplateError with the choices
 
-    def _fingerprint_data(self) -> dict:
+    def _fingerprint_data(self, pst_bytes: bool = False) -> dict:
         c = self.config
-        pst = None
-        if self.pst_vector is not None:
+        pst: dict = {"pst_vector_sha256": None}
+        if self.pst_vector is not None and (self._pst_custom or pst_bytes):
             # float16 rounding of a float64 mean: stable across machines, still weight-specific.
-            pst = hashlib.sha256(
-                self.pst_vector.to("cpu", torch.float16).numpy().tobytes()
-            ).hexdigest()
+            digest = hashlib.sha256(self.pst_vector.to("cpu", torch.float16).numpy().tobytes())
+            pst = {"pst_vector_sha256": digest.hexdigest()}
+        elif self.pst_vector is not None:  # the weights' identity above already pins it
+            pst = {"pst_vector": "mean input embedding"}
         extra = {}
         if c.query_templates() != c.templates():  # absent when symmetric: old ids stay valid
             extra["query_templates"] = list(c.query_templates())
@@ -237,7 +256,7 @@ class TPEmbedder:
             "pooling": c.pooling,
             "max_length": c.max_length,
             "normalize": c.normalize,
-            "pst_vector_sha256": pst,
+            **pst,
             "dimension": self.dimension,
         }
 
@@ -247,7 +266,11 @@ class TPEmbedder:
 
     def describe(self) -> dict:
         """Settings and fingerprint, JSON-ready (what an index stores)."""
-        return {"config": asdict(self.config), "fingerprint": self.fingerprint}
+        return {
+            "config": asdict(self.config),
+            "fingerprint": self.fingerprint,
+            "previous_fingerprints": sorted(self.previous_fingerprints),
+        }
 
     # -- encoding ---------------------------------------------------------------------------
 

@@ -233,7 +233,12 @@ class Searcher:
         self.store = Store.open(index_dir)
         self.meta = self.store.meta()
         self.embedder = embedder
-        if embedder is not None and embedder.fingerprint != self.meta.get("fingerprint"):
+        accepted = (
+            {embedder.fingerprint, *getattr(embedder, "previous_fingerprints", ())}
+            if embedder is not None
+            else set()
+        )
+        if embedder is not None and self.meta.get("fingerprint") not in accepted:
             raise IndexMismatchError(
                 f"index {index_dir} was built with embedder {self.meta.get('fingerprint', '')[:12]}"
                 f", not {embedder.fingerprint[:12]}; load it with the index's settings "

@@ -229,7 +229,10 @@ class Store:
                 f"index {self.path} holds the folder {m['root']}, not {root_s}; "
                 "use --index DIR for a separate index"
             )
-        if m["fingerprint"] != embedder_info["fingerprint"]:
+        if m["fingerprint"] in embedder_info.get("previous_fingerprints", ()):
+            # The same embedder, fingerprinted the old way: adopt the new fingerprint.
+            self.set_meta(fingerprint=embedder_info["fingerprint"])
+        elif m["fingerprint"] != embedder_info["fingerprint"]:
             diff = config_diff(m.get("embedder", {}), embedder_info["config"]) or [
                 "same settings, different weights or <PST> vector"
             ]

@@ -8,8 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from retriever import ConfigError, EmbedderConfig, EmptyInputError, TemplateError, TPEmbedder
+from retriever.embedder import _sha
 
 from .conftest import LAYERS
 
@@ -200,3 +202,36 @@ def test_pst_vector_and_fingerprint_are_the_same_in_another_process(tokenizer):
     child = json.loads(out.strip().splitlines()[-1])
     assert child["fp"] == here.fingerprint
     np.testing.assert_array_equal(np.array(child["pst"]), here.pst_vector.numpy())
+
+
+def test_fingerprint_does_not_follow_the_dtype(tokenizer):
+    # On an H100 an index built in bf16 (the CUDA default) was refused in fp32: the derived <PST>
+    # vector's bytes follow the dtype (Gemma rounds its sqrt(hidden) scale too). bf16 on the CPU
+    # shows the same thing without a GPU.
+    from .conftest import build_model
+
+    fp32 = TPEmbedder(build_model("gemma3", len(tokenizer)), tokenizer, EmbedderConfig(tp_exit=3))
+    bf16_model = build_model("gemma3", len(tokenizer)).to(torch.bfloat16)
+    bf16 = TPEmbedder(bf16_model, tokenizer, EmbedderConfig(tp_exit=3))
+    assert not torch.equal(bf16.pst_vector, fp32.pst_vector)
+    assert bf16.fingerprint == fp32.fingerprint
+    assert fp32.fingerprint_data["pst_vector"] == "mean input embedding"
+    # The fp32 fingerprint of earlier versions (the vector's bytes) is still recognised.
+    (old,) = fp32.previous_fingerprints
+    assert old == _sha(fp32._fingerprint_data(pst_bytes=True)) and old != fp32.fingerprint
+    assert fp32.describe()["previous_fingerprints"] == [old]
+
+
+def test_a_callers_own_pst_vector_is_fingerprinted_by_its_bytes(tiny_models, tokenizer):
+    model = tiny_models("llama")
+    derived = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=3))
+    own = TPEmbedder(model, tokenizer, EmbedderConfig(tp_exit=3), pst_vector=derived.pst_vector)
+    other = TPEmbedder(
+        model, tokenizer, EmbedderConfig(tp_exit=3), pst_vector=derived.pst_vector + 1.0
+    )
+    assert "pst_vector_sha256" in own.fingerprint_data
+    assert len({derived.fingerprint, own.fingerprint, other.fingerprint}) == 3
+    # Without TP there is no <PST> vector, and the fingerprint is what it always was.
+    vanilla = TPEmbedder(model, tokenizer, EmbedderConfig(tp=False))
+    assert vanilla.fingerprint_data["pst_vector_sha256"] is None
+    assert vanilla.previous_fingerprints == frozenset()

@@ -364,3 +364,26 @@ def test_an_index_from_an_older_version_is_upgraded_when_opened(tmp_path, embedd
     with Store.open(idx) as store:
         assert "metadata" in store.db["chunks"].columns_dict
         assert store.chunk_count() == 1
+
+
+def test_an_index_stamped_with_the_previous_fingerprint_is_accepted_and_restamped(
+    tmp_path, embedder
+):
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    root.mkdir()
+    (root / "a.txt").write_text("Token prepending for sentence embeddings.")
+    Indexer(embedder).sync(root, idx)
+    (old,) = embedder.previous_fingerprints  # how versions before the dtype fix stamped it
+    with Store.writer(idx) as store:
+        store.set_meta(fingerprint=old)
+    from retriever.search import Searcher
+
+    assert Searcher(idx, embedder).search("token prepending", k=1, mode="dense")  # readers accept
+    (root / "b.txt").write_text("A second file.")
+    assert Indexer(embedder).sync(root, idx).added == 1  # writers accept and restamp
+    with Store.open(idx) as store:
+        assert store.meta()["fingerprint"] == embedder.fingerprint
+    with Store.writer(idx) as store:  # a fingerprint that is neither is still refused
+        store.set_meta(fingerprint="0" * 64)
+    with pytest.raises(IndexMismatchError):
+        Searcher(idx, embedder)

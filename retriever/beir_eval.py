@@ -10,7 +10,8 @@ measures (``tpr eval beir`` is a thin wrapper):
 * ``minilm`` when listed and installed;
 * every dense or sparse system fused with BM25 by weighted RRF and by normalised-score fusion,
   each weight chosen on the tuning split, plus equal-weight RRF for reference, and a three-way
-  RRF (last-token dense, sparse, BM25) per LLM variant.
+  RRF (last-token dense, sparse, BM25) per LLM variant;
+* every dense system as a re-ranker of BM25's top N, N chosen on the tuning split.
 
 Document vectors are cached (:func:`retriever.beir.cached_vectors`) under the embedder's
 document-side fingerprint, so prompts for queries and re-runs reuse a corpus pass.
@@ -74,10 +75,22 @@ def evaluate(
 
     fusable: list[str] = []
     three_way: list[tuple[str, str]] = []
+    dense: dict = {}  # name -> (document vectors, query vectors), for re-ranking
     for model in dict.fromkeys(m for m, v in systems if v != "plain"):
         variants = [v for m, v in systems if m == model]
         names, sparse_names = _llm_runs(
-            ds, q_texts, model, variants, config, runs, split_run, sparse, cache, progress, log
+            ds,
+            q_texts,
+            model,
+            variants,
+            config,
+            runs,
+            split_run,
+            sparse,
+            cache,
+            progress,
+            log,
+            dense,
         )
         fusable += names + sparse_names
         if sparse_names:
@@ -97,12 +110,33 @@ def evaluate(
             log(f"minilm: {time.perf_counter() - t0:.0f}s")
             runs["minilm"] = split_run(lambda qs, sl: beir.dense_run(doc_ids, dv, qs, qv[sl]))
             fusable.append("minilm")
+            dense["minilm"] = (dv, qv)
         except TPRError as e:
             log(f"skipping MiniLM: {e}")
-    return _report(ds, runs, fusable, three_way, split, tune_split)
+    report = _report(ds, runs, fusable, three_way, split, tune_split)
+    _rerank_rows(report, ds, runs, dense, split, tune_split, n_test)
+    return report
 
 
-def _llm_runs(ds, q_texts, model, variants, config, runs, split_run, sparse, cache, progress, log):
+def _rerank_rows(report, ds, runs, dense, split, tune_split, n_test) -> None:
+    """Each dense system re-ranking BM25's top N, N chosen on the tuning split."""
+    doc_ids = list(ds.corpus)
+    test_q, tune_q = ds.split_queries(split), ds.split_queries(tune_split)
+    bm25_test, bm25_tune = runs["bm25"]
+    for name, (dv, qv) in dense.items():
+        n, grid = beir.choose_depth(
+            bm25_tune, doc_ids, dv, tune_q, qv[n_test:], ds.qrels[tune_split]
+        )
+        report.weights.setdefault(name, {})["rerank"] = {"depth": n, "train_ndcg@10": grid}
+        run = beir.rerank(bm25_test, doc_ids, dv, test_q, qv[:n_test], n)
+        report.rows.append(
+            {"system": f"rerank(bm25 top {n} by {name})", **beir.metrics(run, ds.qrels[split])}
+        )
+
+
+def _llm_runs(
+    ds, q_texts, model, variants, config, runs, split_run, sparse, cache, progress, log, dense
+):
     """Dense (and sparse) runs of one LLM; returns (dense names, sparse names).
 
     ``q_texts`` are the test then the tuning queries, as ``split_run`` slices them.
@@ -156,6 +190,7 @@ def _llm_runs(ds, q_texts, model, variants, config, runs, split_run, sparse, cac
                 lambda qs, sl, dv=dv, qv=qv: beir.dense_run(doc_ids, dv, qs, qv[sl])
             )
             names.append(name(rng, pool))
+            dense[name(rng, pool)] = (dv, qv)
     sparse_names: list[str] = []
     if sparse and c.output_layer == embedder.backbone.num_layers and c.pooling == "last":
         from .sparse import SparseEncoder, hidden_norm

@@ -74,6 +74,29 @@ def test_score_fusion_weight_zero_is_bm25_order_too():
     assert fused == [("c", 2.0), ("b", pytest.approx(1.5)), ("a", 1.0)]
 
 
+def test_rerank_reorders_only_the_top_depth_by_dense_score():
+    import numpy as np
+
+    first = {"q": [("a", 4.0), ("b", 3.0), ("c", 2.0), ("d", 1.0)]}
+    ids = ["a", "b", "c", "d"]
+    docs = np.array([[0.1], [0.2], [0.9], [0.5]])  # dense prefers c, then d, b, a
+    q = np.array([[1.0]])
+
+    def order(depth):
+        return [d for d, _ in beir.rerank(first, ids, docs, ["q"], q, depth)["q"]]
+
+    assert order(0) == ["a", "b", "c", "d"]
+    assert order(2) == ["b", "a", "c", "d"]  # c is outside the top 2: it cannot move up
+    assert order(4) == ["c", "d", "b", "a"]
+    scores = [s for _, s in beir.rerank(first, ids, docs, ["q"], q, 2)["q"]]
+    assert scores == sorted(scores, reverse=True)  # the tail stays below the re-ranked head
+    # Train picks the depth; a dense side that only hurts gives depth 0, the first stage.
+    n, grid = beir.choose_depth(first, ids, docs, ["q"], q, {"q": {"a": 1}})
+    assert n == 0 and grid[0] == pytest.approx(100.0) and grid[5] < 100.0
+    n, _ = beir.choose_depth(first, ids, docs, ["q"], q, {"q": {"c": 1}})
+    assert n == 5  # the smallest depth in RERANK_DEPTHS that brings c to the top
+
+
 def test_cached_vectors_never_pickle(tmp_path):
     import numpy as np
 
@@ -114,6 +137,9 @@ def test_eval_beir_cli(data, tiny_model_dir, tmp_path):
     assert any(s.endswith("TP sparse") for s in systems)  # the tiny model's last layer
     assert any(s.startswith("hybrid score(") for s in systems)
     assert any(k.startswith("3-way") for k in out["hybrid_weights"])
+    # BM25 is perfect on this data, so train picks depth 0: re-ranking cannot make it worse.
+    rerank = [s for s in systems if s.startswith("rerank(bm25 top 0 by ")]
+    assert rerank and systems[rerank[0]]["ndcg@10"] == pytest.approx(100.0)
 
 
 def test_three_runs_fuse_by_weighted_rrf():

@@ -84,25 +84,53 @@ def embedder_options(f):
     return f
 
 
+CONFIG_KEYS = (
+    "model",
+    "prompt",
+    "template",
+    "query_prompt",
+    "tp",
+    "tp_start",
+    "tp_exit",
+    "output_layer",
+    "pooling",
+    "max_length",
+    "batch_size",
+    "device",
+    "dtype",
+)
+
+
 def _config(kw: dict):
+    """The ``EmbedderConfig`` the options say (the paper's defaults where none was given)."""
     from .embedder import EmbedderConfig
 
-    keys = (
-        "model",
-        "prompt",
-        "template",
-        "query_prompt",
-        "tp",
-        "tp_start",
-        "tp_exit",
-        "output_layer",
-        "pooling",
-        "max_length",
-        "batch_size",
-        "device",
-        "dtype",
-    )
-    return EmbedderConfig(**{k: kw.pop(k) for k in keys})
+    return EmbedderConfig(**{k: kw.pop(k) for k in CONFIG_KEYS})
+
+
+def _index_config(kw: dict, index_dir: Path, rebuild: bool = False):
+    """The settings to build or re-sync ``index_dir`` with (:mod:`retriever.presets`): the
+    options the user gave, then the index's own settings, then the model's retrieval preset."""
+    from click.core import ParameterSource
+
+    from .presets import index_config
+    from .store import DB_NAME, Store
+
+    ctx = click.get_current_context()
+    given, defaults = {}, {}
+    for k in CONFIG_KEYS:
+        source = ctx.get_parameter_source(k)
+        (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
+    stored = None
+    if not rebuild and (index_dir / DB_NAME).exists():
+        store = Store.open(index_dir)
+        try:
+            stored = store.meta().get("embedder")
+        finally:
+            store.close()
+        if stored and str(stored.get("model", "")).startswith("langchain:"):
+            stored = None  # not loadable by name; binding will refuse it with a clear message
+    return index_config(given, defaults, stored)
 
 
 def _parse_meta(pairs) -> dict:
@@ -149,6 +177,7 @@ def models(as_json):
             "tp_exit": m.tp_exit,
             "output_layer": m.output_layer,
             "tuned_on": m.tuned_on,
+            "retrieval": dict(m.retrieval),
             "install": m.install,
         }
         for m in NAMED_MODELS.values()
@@ -166,6 +195,9 @@ def models(as_json):
         click.echo(
             f"  defaults: {r['tuned_on'] or 'untuned guesses; run tpr tune -m ' + r['name']}"
         )
+        if r["retrieval"]:
+            preset = " ".join(f"{k}={v}" for k, v in r["retrieval"].items())
+            click.echo(f"  tpr index uses: {preset}")
     click.echo(
         "minilm (baseline): all-MiniLM-L6-v2 via sentence-transformers, no TP  "
         "install: pip install 'tp-retriever[baselines]'"
@@ -420,11 +452,15 @@ def index(
     as_json,
     **kw,
 ):
-    """Index (or re-sync) the folder PATH: only new and changed files are embedded."""
+    """Index (or re-sync) the folder PATH: only new and changed files are embedded.
+
+    Embedder settings not given here are the index's own when it exists, else the model's
+    retrieval preset (`tpr models`; measured on SciFact train), else the defaults shown.
+    """
     from .indexer import Indexer, IndexOptions
 
     index_dir = _index_dir(index_dir)
-    embedder = _load(_config(kw))
+    embedder = _load(_index_config(kw, index_dir, rebuild))
     opts = IndexOptions(
         chunk_size=chunk_size,
         overlap=overlap,
@@ -456,7 +492,7 @@ def index(
 @click.option("--json", "as_json", is_flag=True)
 def info(index_dir, as_json):
     """Show an index: folder, embedder, fingerprint, default hybrid, counts."""
-    from .search import DEFAULT_HYBRID
+    from .search import hybrid_default
     from .store import Store
 
     index_dir = _index_dir(index_dir)
@@ -481,12 +517,14 @@ def info(index_dir, as_json):
     e = data.get("embedder", {})
     click.echo(f"index       {index_dir}\nfolder      {data.get('root')}")
     click.echo(
-        f"model       {e.get('model')}  prompt={e.get('prompt')} tp={e.get('tp')} "
+        f"model       {e.get('model')}  prompt={e.get('template') or e.get('prompt')} "
+        f"query_prompt={e.get('query_template') or e.get('query_prompt') or 'same'} "
+        f"tp={e.get('tp')} "
         f"[{e.get('tp_start')}, {e.get('tp_exit')}) layer={e.get('output_layer')} "
         f"pooling={e.get('pooling')}"
     )
     click.echo(f"fingerprint {data.get('fingerprint')}")
-    method, dense = DEFAULT_HYBRID.get(e.get("model"), ("rrf", 1.0))
+    method, dense = hybrid_default(e)
     click.echo(f"hybrid      {method} fusion, dense weight {dense} (BM25 1.0)")
     click.echo(
         f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
@@ -600,7 +638,7 @@ def demo(out, index_dir, **kw):
     n = write_python_docs(out)
     click.echo(f"wrote {n} Python language-reference topics to {out}")
     index_dir = _index_dir(index_dir or "python-docs")
-    embedder = _load(_config(kw))
+    embedder = _load(_index_config(kw, index_dir))
     r = Indexer(embedder).sync(out, index_dir, progress=True)
     click.echo(
         f"indexed into {index_dir}: added {r.added}, updated {r.updated}, unchanged "

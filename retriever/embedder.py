@@ -80,6 +80,15 @@ class EmbedderConfig:
     query_prompt: str | None = None
     query_template: str | None = None
 
+    @classmethod
+    def for_retrieval(cls, model: str = DEFAULT_MODEL, **overrides) -> EmbedderConfig:
+        """The settings ``tpr index`` uses for ``model``: its retrieval preset (a passage/query
+        prompt pair and pooling measured on SciFact train; see :mod:`retriever.presets`), then
+        ``overrides``. Models without a preset get the defaults."""
+        from .presets import index_config
+
+        return index_config({"model": model, **overrides})
+
     def templates(self) -> tuple[str, ...]:
         return (self.template,) if self.template else method_templates(self.prompt)
 

@@ -30,6 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelNotFoundError, TokenizerError
 
@@ -55,6 +56,9 @@ class NamedModel:
         prompt: prompt method.
         tuned_on: where the defaults were tuned (``tpr tune``); None marks untuned guesses.
         canary_ids: the token ids of :data:`CANARY` (no special tokens) from a correct tokenizer.
+        retrieval: the settings an index is built with unless the user says otherwise
+            (``EmbedderConfig`` fields, as pairs; see :mod:`retriever.presets`), chosen on
+            SciFact train. Empty = the STS defaults above.
     """
 
     name: str
@@ -67,6 +71,7 @@ class NamedModel:
     prompt: str = "prompteol"
     tuned_on: str | None = None  # where the TP defaults come from; None = untuned guesses
     canary_ids: tuple[int, ...] | None = None
+    retrieval: tuple[tuple[str, Any], ...] = ()
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
@@ -83,6 +88,16 @@ NAMED_MODELS: dict[str, NamedModel] = {
             tp_exit=5,
             output_layer=18,
             tuned_on="STS-B dev, tpr tune 2026-11-22",
+            # benchmarks/retrieval_sweep.py on SciFact train (benchmarks/RESULTS.md): the
+            # PromptReps passage/query pair with last+mean pooling is the best TP setting for
+            # search, dense nDCG@10 39.5 vs 26.7 for PromptEOL; TP over [2, 8).
+            retrieval=(
+                ("prompt", "promptreps-passage"),
+                ("query_prompt", "promptreps-query"),
+                ("pooling", "last+mean"),
+                ("tp_start", 2),
+                ("tp_exit", 8),
+            ),
             canary_ids=(
                 2094,
                 13315,

@@ -99,3 +99,22 @@ def test_index_names_and_paths(tmp_path, monkeypatch):
     assert resolve_index("./rel") == Path("./rel")  # a relative path stays a path
     monkeypatch.setenv("TPR_INDEX", str(tmp_path / "env"))
     assert resolve_index(None) == tmp_path / "env"
+
+
+def test_resync_reuses_the_index_settings_and_rebuild_takes_new_ones(tmp_path, tiny_model_dir):
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Alpha text. More alpha.")
+    base = ["--model", tiny_model_dir, "--index", idx]
+    assert run("index", docs, *base, "--pooling", "mean", "--tp-exit", "3").exit_code == 0
+    (docs / "b.txt").write_text("Beta text.")
+    # No settings repeated: the index's own are used, so this is a re-sync, not a mismatch.
+    r = run("index", docs, *base, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 1
+    embedder = json.loads(run("info", "--index", idx, "--json").stdout)["embedder"]
+    assert (embedder["pooling"], embedder["tp_exit"]) == ("mean", 3)
+    # --rebuild starts over from the options' defaults (this model has no preset).
+    assert run("index", docs, *base, "--rebuild").exit_code == 0
+    embedder = json.loads(run("info", "--index", idx, "--json").stdout)["embedder"]
+    assert embedder["pooling"] == "last" and embedder["tp_exit"] != 3

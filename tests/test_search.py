@@ -67,7 +67,7 @@ def test_hybrid_is_weighted_rrf_of_both_lists(index):
         for rank, (cid, _) in enumerate(hits, start=1):
             expected[cid] = expected.get(cid, 0) + w / (RRF_K + rank)
     want = sorted(expected, key=lambda c: -expected[c])[:4]
-    res = s.search("dog sky", k=4, weights={"dense": 1.0, "bm25": 0.5})
+    res = s.search("dog sky", k=4, fusion="rrf", weights={"dense": 1.0, "bm25": 0.5})
     assert [r.chunk_id for r in res] == want
     assert all(r.scores["fused"] == pytest.approx(expected[r.chunk_id]) for r in res)
 
@@ -234,20 +234,26 @@ def test_min_score_uses_each_modes_scale(index):
     assert all(r.scores["fused"] >= 1.5 / 61 for r in fused)
 
 
-def test_hybrid_defaults_come_per_model_from_the_measured_table(index):
+def test_hybrid_defaults_come_per_setting_from_the_measured_table(index):
     from dataclasses import replace
 
-    from retriever.search import DEFAULT_HYBRID
+    from retriever.search import DEFAULT_HYBRID, FALLBACK_HYBRID
 
     _, idx, emb = index
-    for model, (method, dense) in DEFAULT_HYBRID.items():
-        emb.config = replace(emb.config, model=model)
+    original = emb.config
+    for match, (method, dense) in DEFAULT_HYBRID:
+        emb.config = replace(original, **match)
         s = Searcher(idx, emb)
         assert s.default_hybrid() == (method, {"dense": dense, "bm25": 1.0})
         explicit = s.search("car road sky", k=6, fusion=method, weights={"dense": dense})
         assert [r.chunk_id for r in s.search("car road sky", k=6)] == [r.chunk_id for r in explicit]
-    emb.config = replace(emb.config, model="some/other")
-    assert Searcher(idx, emb).default_hybrid() == ("rrf", {"dense": 1.0, "bm25": 1.0})
+    # A measured model under unmeasured settings, and an unmeasured model: the fallback.
+    emb.config = replace(original, model="gemma3-270m", prompt="ke", pooling="mean")
+    assert Searcher(idx, emb).default_hybrid() == (FALLBACK_HYBRID[0], {"dense": 0.2, "bm25": 1.0})
+    emb.config = replace(original, model="some/other")
+    method, weights = Searcher(idx, emb).default_hybrid()
+    assert (method, weights["dense"]) == FALLBACK_HYBRID
+    emb.config = original
 
 
 def test_rrf_with_dense_weight_zero_keeps_bm25_order_first(index):

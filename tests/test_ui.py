@@ -141,12 +141,13 @@ def test_highlight_escapes_and_neutralises_indentation():
 def test_fusion_choice_reaches_the_search(ui_index):
     at = run_app()
     fusion = at.selectbox(key="fusion")
-    assert fusion.options[0].startswith("default: rrf")  # an unmeasured model: equal RRF
+    # An unmeasured model: score fusion with a small dense weight (search.FALLBACK_HYBRID).
+    assert fusion.options[0].startswith("default: score")
     at.text_input(key="query").input("cat").run()
-    rrf_scores = [m.value for m in at.markdown if "fused" in m.value]
-    at.selectbox(key="fusion").set_value("score").run()
-    assert not at.exception
     score_scores = [m.value for m in at.markdown if "fused" in m.value]
+    at.selectbox(key="fusion").set_value("rrf").run()
+    assert not at.exception
+    rrf_scores = [m.value for m in at.markdown if "fused" in m.value]
     # Score fusion's fused values are sums of normalised scores (the best is 2 or near it),
     # RRF's are around 1/61.
     assert rrf_scores and score_scores and rrf_scores != score_scores

@@ -56,3 +56,11 @@ def test_existing_index_settings_beat_the_preset_but_not_runtime_options():
 def test_for_retrieval_is_the_preset_with_overrides():
     assert EmbedderConfig.for_retrieval() == index_config({})
     assert EmbedderConfig.for_retrieval(pooling="last").pooling == "last"
+
+
+def test_the_preset_has_a_measured_hybrid_default():
+    from retriever.search import FALLBACK_HYBRID, hybrid_default
+
+    for tp in (True, False):
+        settings = asdict(EmbedderConfig.for_retrieval(tp=tp))
+        assert hybrid_default(settings) != FALLBACK_HYBRID

@@ -111,8 +111,13 @@ def _config(kw: dict):
 def _index_config(kw: dict, index_dir: Path, rebuild: bool = False):
     """The settings to build or re-sync ``index_dir`` with (:mod:`retriever.presets`): the
     options the user gave, then the index's own settings, then the model's retrieval preset."""
+    import contextlib
+    from dataclasses import asdict
+
     from click.core import ParameterSource
 
+    from .baselines import index_embedder_config
+    from .errors import ConfigError
     from .presets import index_config
     from .store import DB_NAME, Store
 
@@ -123,13 +128,12 @@ def _index_config(kw: dict, index_dir: Path, rebuild: bool = False):
         (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
     stored = None
     if not rebuild and (index_dir / DB_NAME).exists():
-        store = Store.open(index_dir)
-        try:
-            stored = store.meta().get("embedder")
-        finally:
-            store.close()
-        if stored and str(stored.get("model", "")).startswith("langchain:"):
-            stored = None  # not loadable by name; binding will refuse it with a clear message
+        with Store.open(index_dir) as store:
+            meta = store.meta()
+        # LangChain embeddings cannot be loaded by name (ConfigError): binding refuses them.
+        with contextlib.suppress(ConfigError):
+            if meta.get("embedder"):
+                stored = asdict(index_embedder_config(meta))
     return index_config(given, defaults, stored)
 
 

@@ -42,7 +42,9 @@ RRF_K = 60
 # The first entry whose keys all match the index's embedder settings wins. For the small default
 # model every positive RRF weight loses to BM25, while score fusion with a small dense weight
 # gains a little: BM25's normalised scores dominate and dense only re-orders near-ties.
-_PRESET = {  # the default model's retrieval preset (models.NAMED_MODELS, presets.py)
+# The default model's retrieval preset, written out rather than read from models.py: an entry
+# records what was measured, and tests/test_presets.py fails if the preset drifts from it.
+_PRESET = {
     "model": "gemma3-270m",
     "prompt": "promptreps-passage",
     "query_prompt": "promptreps-query",

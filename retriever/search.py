@@ -291,7 +291,7 @@ class Searcher:
 
     @property
     def faiss(self):
-        gen = self.store.meta().get("generation")
+        gen = self.store.generation()
         if self._faiss is None or gen != self._faiss_generation:
             self._faiss = self.store.load_faiss()
             self._faiss_generation = gen
@@ -358,7 +358,7 @@ class Searcher:
     def informative_words(self, words: list[str]) -> list[str]:
         """Drop words that occur in more than half of the chunks (IDF clamped to ~0 by FTS5),
         unless nothing would be left or the index is small (see :data:`PRUNE_MIN_CHUNKS`)."""
-        gen = self.store.meta().get("generation")
+        gen = self.store.generation()
         if gen != self._df_generation:
             self._df, self._df_generation = {}, gen
             self._n_chunks = self.store.chunk_count()

@@ -194,6 +194,11 @@ class Store:
     def meta(self) -> dict:
         return {r["key"]: json.loads(r["value"]) for r in self.db["meta"].rows}
 
+    def generation(self) -> int | None:
+        """The chunk generation alone: searches check it each time, so skip decoding the rest."""
+        row = self.db.execute("select value from meta where key = 'generation'").fetchone()
+        return json.loads(row[0]) if row else None
+
     def set_meta(self, **values) -> None:
         self.db["meta"].upsert_all(
             [{"key": k, "value": json.dumps(v)} for k, v in values.items()], pk="key"
@@ -247,7 +252,7 @@ class Store:
             self.set_meta(root=root_s)
 
     def bump_generation(self) -> int:
-        gen = int(self.meta().get("generation", 0)) + 1
+        gen = int(self.generation() or 0) + 1
         self.set_meta(generation=gen, updated=now())
         return gen
 
@@ -316,7 +321,7 @@ class Store:
         tmp = self.path / (FAISS_NAME + ".tmp")
         faiss.write_index(index, str(tmp))
         os.replace(tmp, self.path / FAISS_NAME)
-        stamp = {"generation": self.meta().get("generation"), "ntotal": int(index.ntotal)}
+        stamp = {"generation": self.generation(), "ntotal": int(index.ntotal)}
         tmp_meta = self.path / (FAISS_META + ".tmp")
         tmp_meta.write_text(json.dumps(stamp))
         os.replace(tmp_meta, self.path / FAISS_META)

@@ -187,7 +187,7 @@ class TPVectorStore(VectorStore):
         vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
         tokenize = getattr(self.embedder, "tokenize", None)
         with Store.writer(self.index_dir) as store:
-            before = store.meta().get("generation")
+            before = store.generation()
             with store.db.atomic():
                 removed = self._delete_rows(store, ids)
                 added = []
@@ -243,7 +243,7 @@ class TPVectorStore(VectorStore):
                     r[0].removeprefix(API_PREFIX)
                     for r in store.db.execute("select path from files where status = ?", [ADDED])
                 ]
-            before = store.meta().get("generation")
+            before = store.generation()
             with store.db.atomic():
                 removed = self._delete_rows(store, list(ids))
                 if not removed:

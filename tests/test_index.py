@@ -190,7 +190,9 @@ def test_faiss_file_is_rebuilt_from_sqlite(tmp_path, embedder, damage):
         f.write_bytes(b"not a faiss index at all")
     else:
         with Store.writer(idx) as s:
+            before = s.generation()
             s.bump_generation()
+            assert s.generation() == before + 1 == s.meta()["generation"]
     emb.texts = 0
     with Store.open(idx) as s:
         assert not s.faiss_is_current() or damage == "corrupt"

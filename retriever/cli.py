@@ -649,7 +649,7 @@ def demo(out, index_dir, **kw):
         f"{r.unchanged}; {r.chunks} chunks in {r.seconds:.0f}s"
     )
     name = "python-docs" if index_dir == _index_dir("python-docs") else str(index_dir)
-    click.echo(f'next: tpr search "how does the with statement work" --index {name}')
+    click.echo(f'next: tpr search "how do I split a string on whitespace" --index {name}')
     click.echo(f"      streamlit run ui/app.py -- --index {name}")
 
 

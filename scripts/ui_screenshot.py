@@ -1,6 +1,6 @@
 """Screenshot of the UI on an index, for the README (headless Debian chromium via Playwright).
 
-python scripts/ui_screenshot.py --index python-docs --query "how does the with statement work"
+python scripts/ui_screenshot.py --index python-docs --query "how do I split a string on whitespace"
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index", default="python-docs")
-    ap.add_argument("--query", default="how does the with statement work")
+    ap.add_argument("--query", default="how do I split a string on whitespace")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright

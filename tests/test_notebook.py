@@ -34,6 +34,6 @@ def test_rag_notebook_executes(tmp_path, monkeypatch):
     assert len(answer) > 10
     sources = next(line for line in text.splitlines() if line.startswith("sources:"))
     cited = [p.strip() for p in sources.removeprefix("sources:").split(",")]
-    topics = {"with.txt", "context-managers.txt", "try.txt", "exceptions.txt", "for.txt"}
+    topics = {"import.txt", "with.txt", "try.txt", "for.txt", "yield.txt"}
     assert len(cited) == 3 and set(cited) <= topics  # k = 3 chunks, all from the small index
     assert "[Document(" in text and "'topic': 'for'" in text  # the filtered VectorStore search

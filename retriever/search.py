@@ -8,6 +8,8 @@
   scores every matching row, so on large indexes words found in more than half of the chunks
   are left out of the MATCH: FTS5 clamps their IDF to 1e-6, so they cannot change any score by
   more than that, but they make nearly every row a candidate (a 7x slowdown at 100k chunks).
+  From 20k chunks on, words in more than a quarter of the chunks are left out as well (IDF
+  below 1.1; not lossless, measured in ``benchmarks/bm25_pruning.py``).
 * **hybrid**: weighted reciprocal rank fusion, ``sum_i w_i / (k + rank_i)`` with k = 60, over
   the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
   unrelated scales. ``fusion="score"`` is the alternative: each side's scores min-max
@@ -156,6 +158,12 @@ class Result:
 # Below this many chunks every query word is kept: FTS5 is fast there, and the results stay
 # exactly those of the full OR query.
 PRUNE_MIN_CHUNKS = 1000
+# From this many chunks on, words in more than COMMON_FRACTION of the chunks are left out too:
+# their IDF is below log(3) ~ 1.1 (a rare word's is 5-11), yet each one makes FTS5 score a
+# quarter of the index. Measured (benchmarks/bm25_pruning.py): 2x faster BM25 at 100k chunks,
+# SciFact nDCG@10 +0.12 train / -0.23 test when forced on. Not lossless, hence large indexes only.
+COMMON_MIN_CHUNKS = 20_000
+COMMON_FRACTION = 0.25
 
 
 MAX_QUERY_WORDS = 256  # a pasted document as a query is cut here: BM25 cost grows per word
@@ -357,7 +365,9 @@ class Searcher:
 
     def informative_words(self, words: list[str]) -> list[str]:
         """Drop words that occur in more than half of the chunks (IDF clamped to ~0 by FTS5),
-        unless nothing would be left or the index is small (see :data:`PRUNE_MIN_CHUNKS`)."""
+        unless nothing would be left or the index is small (see :data:`PRUNE_MIN_CHUNKS`); on
+        large indexes also those in more than :data:`COMMON_FRACTION` of the chunks, unless
+        that would leave nothing."""
         gen = self.store.generation()
         if gen != self._df_generation:
             self._df, self._df_generation = {}, gen
@@ -369,8 +379,10 @@ class Searcher:
                 self._df[w] = self.store.db.execute(
                     "select count(*) from chunks_fts where chunks_fts match ?", [f'"{w}"']
                 ).fetchone()[0]
-        keep = [w for w in words if self._df[w] * 2 <= self._n_chunks]
-        return keep or words
+        keep = [w for w in words if self._df[w] * 2 <= self._n_chunks] or words
+        if self._n_chunks >= COMMON_MIN_CHUNKS:
+            keep = [w for w in keep if self._df[w] <= COMMON_FRACTION * self._n_chunks] or keep
+        return keep
 
     def bm25(
         self, query: str, k: int, allowed: np.ndarray | None = None

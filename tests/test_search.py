@@ -287,6 +287,14 @@ def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(
     assert sorted(r.path for r in pruned) == ["0.txt", "4.txt"]
     for r in pruned:
         assert r.scores["bm25"] == pytest.approx(full[r.path], abs=1e-5)
+    # Large indexes also leave out words in more than a quarter of the chunks ("cat" and "dog"
+    # are in 2 of 5), but never all the words that the first rule kept.
+    assert s.informative_words(["dog", "sea"]) == ["dog", "sea"]
+    monkeypatch.setattr(search_mod, "COMMON_MIN_CHUNKS", 1)
+    s = Searcher(idx, emb)
+    assert s.informative_words(["dog", "sea"]) == ["sea"]
+    assert s.informative_words(["the", "cat", "dog"]) == ["cat", "dog"]
+    assert [r.path for r in s.search("the dog sea", k=5, mode="bm25")] == ["3.txt"]
 
 
 def test_dense_search_embeds_the_query_with_encode_query(index):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import beir
 from .errors import TPRError
@@ -76,22 +77,10 @@ def evaluate(
     fusable: list[str] = []
     three_way: list[tuple[str, str]] = []
     dense: dict = {}  # name -> (document vectors, query vectors), for re-ranking
+    ctx = _Run(ds, q_texts, config, runs, split_run, dense, sparse, cache, progress, log)
     for model in dict.fromkeys(m for m, v in systems if v != "plain"):
         variants = [v for m, v in systems if m == model]
-        names, sparse_names = _llm_runs(
-            ds,
-            q_texts,
-            model,
-            variants,
-            config,
-            runs,
-            split_run,
-            sparse,
-            cache,
-            progress,
-            log,
-            dense,
-        )
+        names, sparse_names = _llm_runs(ctx, model, variants)
         fusable += names + sparse_names
         if sparse_names:
             three_way.append((names[0], sparse_names[0]))
@@ -134,19 +123,31 @@ def _rerank_rows(report, ds, runs, dense, split, tune_split, n_test) -> None:
         )
 
 
-def _llm_runs(
-    ds, q_texts, model, variants, config, runs, split_run, sparse, cache, progress, log, dense
-):
-    """Dense (and sparse) runs of one LLM; returns (dense names, sparse names).
+@dataclass
+class _Run:
+    """What every LLM of one evaluation shares; ``runs`` and ``dense`` collect the results."""
 
-    ``q_texts`` are the test then the tuning queries, as ``split_run`` slices them.
-    """
+    ds: beir.BeirData
+    q_texts: list[str]  # the test then the tuning queries, as ``split_run`` slices them
+    config: Any
+    runs: dict
+    split_run: Callable
+    dense: dict
+    sparse: bool
+    cache: Path | None
+    progress: bool
+    log: Callable[[str], None]
+
+
+def _llm_runs(ctx: _Run, model: str, variants: list[str]) -> tuple[list[str], list[str]]:
+    """Dense (and sparse) runs of one LLM; returns (dense names, sparse names)."""
     from .baselines import load_embedder
     from .embedder import combine_poolings
 
+    ds, runs, dense, log = ctx.ds, ctx.runs, ctx.dense, ctx.log
     doc_ids, docs = list(ds.corpus), list(ds.corpus.values())
     t0 = time.perf_counter()
-    embedder = load_embedder(replace(config, model=model, tp=True))
+    embedder = load_embedder(replace(ctx.config, model=model, tp=True))
     log(f"{model} loaded in {time.perf_counter() - t0:.1f}s")
     c = embedder.config
     rngs = [(c.tp_start, c.tp_exit) if v == "tp" else None for v in variants]
@@ -161,7 +162,7 @@ def _llm_runs(
     def grid(texts, what, templates=None, ranges=rngs):
         t = time.perf_counter()
         out = embedder.encode_grid(
-            texts, ranges, [c.output_layer], list(POOLS), progress, templates=templates
+            texts, ranges, [c.output_layer], list(POOLS), ctx.progress, templates=templates
         )
         log(f"{what}: {len(texts)} texts in {time.perf_counter() - t:.0f}s")
         return out
@@ -178,21 +179,21 @@ def _llm_runs(
             return doc_grid[k]
 
         tag = f"{'tp' if k[0] else 'vanilla'}-{k[2]}"
-        return beir.cached_vectors(cache, f"{key}-{tag}", compute)
+        return beir.cached_vectors(ctx.cache, f"{key}-{tag}", compute)
 
-    q_grid = grid(q_texts, "queries", c.query_templates())
+    q_grid = grid(ctx.q_texts, "queries", c.query_templates())
     names: list[str] = []
     for rng in rngs:
         for pool in POOLS:
             k = (rng, c.output_layer, pool)
             dv, qv = doc_vectors(k), q_grid[k]
-            runs[name(rng, pool)] = split_run(
+            runs[name(rng, pool)] = ctx.split_run(
                 lambda qs, sl, dv=dv, qv=qv: beir.dense_run(doc_ids, dv, qs, qv[sl])
             )
             names.append(name(rng, pool))
             dense[name(rng, pool)] = (dv, qv)
     sparse_names: list[str] = []
-    if sparse and c.output_layer == embedder.backbone.num_layers and c.pooling == "last":
+    if ctx.sparse and c.output_layer == embedder.backbone.num_layers and c.pooling == "last":
         from .sparse import SparseEncoder, hidden_norm
 
         t = time.perf_counter()
@@ -201,9 +202,9 @@ def _llm_runs(
             k = (rng, c.output_layer, "last")
             for expand, label in ((0, "sparse"), (32, "sparse+expansion")):
                 d_bags = enc.encode(docs, doc_vectors(k), expand=expand)
-                q_bags = enc.encode(q_texts, q_grid[k], expand=expand)
+                q_bags = enc.encode(ctx.q_texts, q_grid[k], expand=expand)
                 n = name(rng, label)
-                runs[n] = split_run(
+                runs[n] = ctx.split_run(
                     lambda qs, sl, d=d_bags, q=q_bags: beir.sparse_run(doc_ids, d, qs, q[sl])
                 )
                 sparse_names.append(n)

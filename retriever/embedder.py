@@ -17,6 +17,7 @@ Fingerprints from before that change stay accepted (``previous_fingerprints``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -118,6 +119,37 @@ def _resolve_device(device: str, dtype: str) -> tuple[str, torch.dtype]:
     return device, DTYPES[dtype]
 
 
+def pst_from_weights(model, source) -> torch.Tensor:
+    """:meth:`Backbone.mean_input_embedding`, cached beside a converted GGUF's fp32 weights.
+
+    Summing the default model's 262k-row embedding matrix is ~1.5 s of every start, on the
+    critical path of a load. A conversion entry is ours and its weights never change in place
+    (a new conversion replaces the folder), so the float64 vector is stored there once as .npy
+    (no pickle), named after the weights' hash. Other sources and dtypes are computed each time.
+    """
+    backbone = Backbone(model)
+    path = None
+    manifest = source.path / "manifest.json"
+    if "gguf_sha256" in source.identity and manifest.exists():
+        weights = json.loads(manifest.read_text()).get("weights_sha256", "")
+        if weights and backbone.embed.weight.dtype == torch.float32:
+            path = source.path / f"pst-{weights[:16]}.npy"
+    if path is not None and path.exists():
+        try:
+            cached = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            cached = None  # damaged: computed and written again below
+        if cached is not None and cached.shape == (backbone.hidden_size,):
+            return torch.from_numpy(cached.astype(np.float64)).to(backbone.device)
+    pst = backbone.mean_input_embedding()
+    if path is not None:
+        tmp = path.with_suffix(".tmp.npy")
+        with contextlib.suppress(OSError):  # a read-only cache only costs the time
+            np.save(tmp, pst.cpu().numpy(), allow_pickle=False)
+            tmp.replace(path)
+    return pst
+
+
 class TPEmbedder:
     """Token Prepending sentence embeddings from a decoder-only LM.
 
@@ -201,7 +233,7 @@ class TPEmbedder:
             device,
             dtype,
             # The <PST> vector needs only the weights: compute it while the tokenizer loads.
-            after_model=(lambda m: Backbone(m).mean_input_embedding()) if config.tp else None,
+            after_model=(lambda m: pst_from_weights(m, source)) if config.tp else None,
         )
         return cls(
             model,

@@ -109,3 +109,33 @@ def test_loading_a_conversion_with_a_character_level_tokenizer_is_refused(tiny_m
     # The same folder as a plain Hugging Face directory is the user's own tokenizer: loaded.
     _, tokenizer, _ = load(ModelSource(folder, {"dir_sha256": "x"}), "cpu", torch.float32)
     assert len(tokenizer(CANARY, add_special_tokens=False)["input_ids"]) > 2 * 13
+
+
+def test_pst_vector_is_cached_beside_a_converted_model_only(tiny_models, tmp_path):
+    import json
+
+    import numpy as np
+
+    from retriever.backbone import Backbone
+    from retriever.embedder import pst_from_weights
+
+    model = tiny_models("llama")
+    want = Backbone(model).mean_input_embedding()
+    entry = tmp_path / "converted"
+    entry.mkdir()
+    (entry / "manifest.json").write_text(json.dumps({"weights_sha256": "ab" * 32}))
+    converted = ModelSource(entry, {"gguf_sha256": "cd" * 32})
+    assert torch.equal(pst_from_weights(model, converted), want)
+    (cached,) = entry.glob("pst-*.npy")
+    assert cached.name == f"pst-{'ab' * 8}.npy"
+    # The second load reads the file: a planted value comes back, so it was not recomputed.
+    np.save(cached, np.full(want.shape, 7.0), allow_pickle=False)
+    assert torch.equal(pst_from_weights(model, converted), torch.full_like(want, 7.0))
+    cached.write_bytes(b"damaged")  # recomputed and rewritten, never an error
+    assert torch.equal(pst_from_weights(model, converted), want)
+    assert np.array_equal(np.load(cached, allow_pickle=False), want.numpy())
+    # A user's own directory is never written to.
+    own = tmp_path / "own"
+    own.mkdir()
+    assert torch.equal(pst_from_weights(model, ModelSource(own, {"sha256": "x"})), want)
+    assert list(own.iterdir()) == []

@@ -282,6 +282,11 @@ def main() -> None:
     )
     ap.add_argument("--hybrid-size", type=int, default=100_000, help="0 to skip.")
     ap.add_argument(
+        "--hybrid-factories",
+        default="Flat;HNSW32;IVF1264,Flat",
+        help="FAISS factories for the hybrid runs, separated by ';'.",
+    )
+    ap.add_argument(
         "--cache",
         type=Path,
         default=None,
@@ -313,7 +318,13 @@ def main() -> None:
         del data
     if args.hybrid_size:
         bench_hybrid(
-            args.hybrid_size, sampler, pool_docs, pool_q, rng, args.queries, ["Flat", "HNSW32"]
+            args.hybrid_size,
+            sampler,
+            pool_docs,
+            pool_q,
+            rng,
+            args.queries,
+            args.hybrid_factories.split(";"),
         )
 
 

@@ -29,7 +29,7 @@ import torch
 from .backbone import POOLERS, Backbone
 from .batching import Encoded, PromptTokenizer, make_batches
 from .errors import ConfigError, EmptyInputError
-from .models import DEFAULT_MODEL, NamedModel, load, resolve
+from .models import DEFAULT_MODEL, NamedModel, derived_cache_file, load, resolve
 from .prompts import METHODS, method_templates, parse_template, preprocess
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -123,17 +123,14 @@ def pst_from_weights(model, source) -> torch.Tensor:
     """:meth:`Backbone.mean_input_embedding`, cached beside a converted GGUF's fp32 weights.
 
     Summing the default model's 262k-row embedding matrix is ~1.5 s of every start, on the
-    critical path of a load. A conversion entry is ours and its weights never change in place
-    (a new conversion replaces the folder), so the float64 vector is stored there once as .npy
-    (no pickle), named after the weights' hash. Other sources and dtypes are computed each time.
+    critical path of a load, so the float64 vector is stored once as .npy (no pickle) in the
+    conversion entry (:func:`~retriever.models.derived_cache_file`). Other sources and dtypes
+    are computed each time.
     """
     backbone = Backbone(model)
     path = None
-    manifest = source.path / "manifest.json"
-    if "gguf_sha256" in source.identity and manifest.exists():
-        weights = json.loads(manifest.read_text()).get("weights_sha256", "")
-        if weights and backbone.embed.weight.dtype == torch.float32:
-            path = source.path / f"pst-{weights[:16]}.npy"
+    if backbone.embed.weight.dtype == torch.float32:
+        path = derived_cache_file(source, "pst")
     if path is not None and path.exists():
         try:
             cached = np.load(path, allow_pickle=False)

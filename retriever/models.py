@@ -249,6 +249,20 @@ def check_tokenizer(tokenizer, expected: tuple[int, ...] | None, where: Path | N
     )
 
 
+def derived_cache_file(source: ModelSource, stem: str) -> Path | None:
+    """Where to cache data derived from a converted GGUF's weights (e.g. the <PST> vector).
+
+    The file lives in the conversion entry, named after the weights' hash: the entry is ours
+    and a new conversion replaces the whole folder. None for any other source: a user's own
+    model folder is never written to.
+    """
+    manifest = source.path / "manifest.json"
+    if "gguf_sha256" not in source.identity or not manifest.exists():
+        return None
+    weights = json.loads(manifest.read_text()).get("weights_sha256", "")
+    return source.path / f"{stem}-{weights[:16]}.npy" if weights else None
+
+
 def convert_gguf(
     gguf: Path,
     sha256: str | None = None,

@@ -1,12 +1,18 @@
 """Second-start time of the default model: ``TPEmbedder.load()`` in fresh processes.
 
 Each start runs in a new Python process, imports included, after the one-time GGUF conversion.
-Starts alternate between "cold" (the cached ``<PST>`` vector deleted first, so it is computed
-from the embedding matrix as on the first start after a conversion) and "warm" (the cache file
-present, as on every later start), so the difference is measured in one run on the same machine
-state. Target: a later start under 10 s.
+Three kinds of start alternate, so their differences are measured in one run on the same
+machine state (this VM's speed drifts by tens of percent within minutes):
 
-    python benchmarks/load_time.py [--model gemma3-270m] [--pairs 5]
+* "later start": what every start after the first does (``<PST>`` vector cached, the
+  conversion's tokenizer.json read natively by :func:`retriever.models.converted_tokenizer`);
+* "AutoTokenizer": the same, with the tokenizer built by ``AutoTokenizer`` as before;
+* "<PST> computed": the cached ``<PST>`` vector deleted first, as on the first start after a
+  conversion.
+
+Target: a later start under 10 s.
+
+    python benchmarks/load_time.py [--model gemma3-270m] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -23,14 +29,20 @@ from retriever.models import resolve
 CHILD = (
     "import time; t = time.perf_counter()\n"
     "from retriever import EmbedderConfig, TPEmbedder\n"
+    "{prelude}"
     "TPEmbedder.load(EmbedderConfig(model={model!r}))\n"
     "print(time.perf_counter() - t)\n"
 )
+AUTO_TOKENIZER = (  # the loader as it was: transformers rebuilds the tokenizer class in Python
+    "import retriever.models as m\n"
+    "from transformers import AutoTokenizer\n"
+    "m.converted_tokenizer = lambda p: AutoTokenizer.from_pretrained(p, local_files_only=True)\n"
+)
 
 
-def start(model: str) -> float:
+def start(model: str, prelude: str = "") -> float:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(model=model)],
+        [sys.executable, "-c", CHILD.format(model=model, prelude=prelude)],
         capture_output=True,
         text=True,
         check=True,
@@ -41,18 +53,19 @@ def start(model: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="gemma3-270m")
-    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     print(f"machine: {describe()}")
     entry = resolve(args.model).path  # converts once if needed, outside the timings
     start(args.model)  # a first start writes the <PST> cache and warms the page cache
-    times: dict[str, list[float]] = {"cold <PST>": [], "cached <PST>": []}
-    for _ in range(args.pairs):
-        for label in times:
-            if label.startswith("cold"):
+    kinds = {"later start": "", "AutoTokenizer": AUTO_TOKENIZER, "<PST> computed": ""}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(args.rounds):
+        for label, prelude in kinds.items():
+            if label == "<PST> computed":
                 for f in entry.glob("pst-*.npy"):
                     f.unlink()
-            times[label].append(start(args.model))
+            times[label].append(start(args.model, prelude))
     print("\n| start | seconds, each run | median |\n|---|---|---:|")
     for label, ts in times.items():
         runs = ", ".join(f"{t:.2f}" for t in ts)

@@ -33,6 +33,18 @@ def test_paraphrase_is_closer_than_unrelated(gemma):
     assert a @ b > a @ c + 0.1
 
 
+def test_default_model_tokenizer_matches_auto_tokenizer(gemma):
+    # Conversions load their tokenizer.json natively (models.converted_tokenizer); on the real
+    # 262k-entry Gemma tokenizer it must agree with transformers' own class.
+    from transformers import AutoTokenizer
+
+    from retriever.models import resolve
+    from tests.test_models import assert_same_tokenizer
+
+    auto = AutoTokenizer.from_pretrained(resolve("gemma3-270m").path, local_files_only=True)
+    assert_same_tokenizer(auto, gemma.tokenizer)
+
+
 def test_default_model_settings_and_fingerprint(gemma):
     assert gemma.dimension == 640 and gemma.backbone.num_layers == 18
     assert gemma.identity["name"] == "gemma3-270m"

@@ -14,6 +14,7 @@ from retriever.models import (
     ModelSource,
     _dir_identity,
     check_tokenizer,
+    converted_tokenizer,
     load,
     resolve,
 )
@@ -139,3 +140,32 @@ def test_pst_vector_is_cached_beside_a_converted_model_only(tiny_models, tmp_pat
     own.mkdir()
     assert torch.equal(pst_from_weights(model, ModelSource(own, {"sha256": "x"})), want)
     assert list(own.iterdir()) == []
+
+
+TOKENIZER_TEXTS = [
+    'This sentence : <PST> "a" means in one word:"',
+    "  spaces,\ttabs\nand newlines  ",
+    "émigré naïve café 東京 🙂",
+    "<pad> <bos> <eos> are literal here",
+    "",
+]
+
+
+def assert_same_tokenizer(a, b) -> None:
+    for text in TOKENIZER_TEXTS:
+        for special in (True, False):
+            x = a(text, add_special_tokens=special, return_offsets_mapping=True)
+            y = b(text, add_special_tokens=special, return_offsets_mapping=True)
+            assert x["input_ids"] == y["input_ids"], (text, special)
+            assert x["offset_mapping"] == y["offset_mapping"], (text, special)
+    for attr in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
+        assert getattr(a, attr) == getattr(b, attr), attr
+    assert len(a) == len(b) and b.is_fast
+
+
+def test_a_conversion_tokenizer_reads_tokenizer_json_natively(tiny_model_dir):
+    # The quick path for conversions must tokenize exactly as AutoTokenizer does.
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    assert_same_tokenizer(auto, converted_tokenizer(tiny_model_dir))

@@ -437,9 +437,10 @@ def _index_dir(index_dir: str | None) -> Path:
 @click.option(
     "--faiss",
     "factory",
-    default="Flat",
+    default="auto",
     show_default=True,
-    help="FAISS index_factory string for a new index (e.g. HNSW32, IVF1024,SQ8).",
+    help="FAISS index_factory string for a new index (e.g. Flat, IVF4096,Flat, HNSW32); auto: "
+    "exact Flat below 50,000 chunks, IVF with 4 sqrt(n) lists from there.",
 )
 @click.option("--rebuild", is_flag=True, help="Drop everything and re-embed with these settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
@@ -497,7 +498,7 @@ def index(
 def info(index_dir, as_json):
     """Show an index: folder, embedder, fingerprint, default hybrid, counts."""
     from .search import hybrid_default
-    from .store import Store
+    from .store import Store, factory_for
 
     index_dir = _index_dir(index_dir)
     with Store.open(index_dir) as store:
@@ -515,6 +516,8 @@ def info(index_dir, as_json):
             "chunks": store.chunk_count(),
             "faiss_current": store.faiss_is_current(),
         }
+        # What "auto" builds at this size (the factory itself may be a fixed string).
+        data["faiss_index"] = factory_for(m.get("faiss_factory", "Flat"), data["chunks"])
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -536,7 +539,9 @@ def info(index_dir, as_json):
     )
     click.echo(
         f"chunks      {data['chunks']}  (dim {data.get('dimension')}, "
-        f"FAISS {data.get('faiss_factory')}, "
+        f"FAISS {data.get('faiss_factory')}"
+        + (f" = {data['faiss_index']}" if data["faiss_index"] != data.get("faiss_factory") else "")
+        + ", "
         f"{'current' if data['faiss_current'] else 'stale: run tpr repair'})"
     )
     click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")

@@ -39,7 +39,9 @@ class IndexOptions:
         overlap: tokens repeated between consecutive chunks.
         include / exclude: glob patterns on relative paths or names.
         max_bytes: larger files are skipped.
-        faiss_factory: FAISS ``index_factory`` string for a new index (default Flat).
+        faiss_factory: FAISS ``index_factory`` string for a new index; "auto" (the default)
+            builds exact Flat on small indexes and IVF on large ones
+            (:func:`~retriever.store.factory_for`).
         group_chunks: chunks embedded and committed together.
     """
 

@@ -120,7 +120,7 @@ class TPVectorStore(VectorStore):
     Args:
         index_dir: index path or name (created if missing).
         embedding: LangChain embeddings; must match the index's if it exists.
-        faiss_factory: FAISS index type for a new index (default Flat).
+        faiss_factory: FAISS index type for a new index ("auto": Flat while small, then IVF).
 
     Raises:
         IndexMismatchError: the index was built with other embeddings.

@@ -316,6 +316,47 @@ def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factor
     assert [h.score for h in hits] == pytest.approx(exact, abs=1e-5)
 
 
+def test_auto_factory_is_flat_while_small_then_ivf():
+    from retriever.store import AUTO_IVF_MIN, factory_for
+
+    assert factory_for("auto", 0) == "Flat"
+    assert factory_for("auto", AUTO_IVF_MIN - 1) == "Flat"
+    assert factory_for("auto", 100_000) == "IVF1265,Flat"  # 4 sqrt(n)
+    assert factory_for("auto", 1_000_000) == "IVF4000,Flat"
+    assert factory_for("HNSW32", 10**7) == "HNSW32"  # a chosen factory is kept at any size
+
+
+def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypatch):
+    from click.testing import CliRunner
+
+    import retriever.store as store_mod
+    from retriever.cli import cli
+    from retriever.search import Searcher
+
+    from .fakes import FakeEmbedder
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    words = ["cat", "dog", "fish", "bird", "tree", "car", "road", "sea", "sky", "book"]
+    files = {f"f{i:02d}.txt": f"{words[i % 10]} {words[(i * 3) % 10]} text {i}" for i in range(60)}
+    write(root, dict(list(files.items())[:20]))
+    emb = FakeEmbedder(tokenizer)
+    monkeypatch.setattr(store_mod, "AUTO_IVF_MIN", 40)
+    Indexer(emb).sync(root, idx)  # 20 chunks: exact
+    small = faiss.read_index(str(idx / FAISS_NAME))  # kept alive: it owns the inner index
+    assert isinstance(faiss.downcast_index(small.index), faiss.IndexFlat)
+    write(root, files)
+    Indexer(emb).sync(root, idx)  # 60 chunks: IVF, trained on them, nlist = 4 sqrt(60)
+    with Store.open(idx) as s:
+        assert s.meta()["faiss_factory"] == "auto"
+    index = faiss.read_index(str(idx / FAISS_NAME))
+    assert faiss.extract_index_ivf(index).nlist == 31 and index.ntotal == 60
+    check_integrity(idx, root)
+    hits = Searcher(idx, emb).search("cat", k=3, mode="dense")
+    assert len(hits) == 3 and "cat" in hits[0].text
+    result = CliRunner().invoke(cli, ["info", "--index", str(idx)])
+    assert "FAISS auto = IVF31,Flat, current" in result.output
+
+
 def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder):
     """A reader opened before and during a write sees whole committed states only."""
     from retriever.search import Searcher

@@ -188,7 +188,7 @@ def bench_hybrid(
     import sqlite_utils
 
     from retriever.search import Searcher
-    from retriever.store import Store
+    from retriever.store import Store, factory_for
 
     with tempfile.TemporaryDirectory() as tmp:
         idx = Path(tmp) / "idx"
@@ -242,10 +242,13 @@ def bench_hybrid(
         qtexts = [" ".join(rng.choice(texts[rng.integers(n)].split(), 4)) for _ in range(queries)]
         print("| FAISS | mode | p50 ms | p99 ms |\n|---|---|---:|---:|")
         for factory in factories:
+            t = time.perf_counter()
             with Store.writer(idx) as store:
                 store.set_meta(faiss_factory=factory)
                 store.bump_generation()
                 store.write_faiss()
+            built = factory_for(factory, n)
+            print(f"{factory}: built {built} in {time.perf_counter() - t:.1f}s", flush=True)
             searcher = Searcher(idx)
             searcher.search(qtexts[0], k=10, mode="hybrid", query_vector=qvecs[0])  # load FAISS
             res = {}

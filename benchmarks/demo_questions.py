@@ -53,11 +53,19 @@ QUESTIONS: tuple[tuple[str, frozenset[str]], ...] = tuple(
     )
 )
 MODES = ("bm25", "dense", "hybrid")
+# On an index built with --sparse, also the sparse words alone and as a third hybrid side, at
+# the weight that SciFact train chose for sparse + BM25 (benchmarks/RESULTS.md), fixed here.
+SPARSE_MODES = ("sparse", "hybrid+sparse")
+SPARSE_WEIGHT = 0.2
 
 
 def first_hit(searcher: Searcher, question: str, files: frozenset[str], mode: str, k: int):
     """1-based rank of the first result from one of ``files``, or None."""
-    for rank, r in enumerate(searcher.search(question, k=k, mode=mode), start=1):
+    kw: dict = {"mode": mode}
+    if mode == "hybrid+sparse":
+        fusion, weights = searcher.default_hybrid()
+        kw = {"mode": "hybrid", "fusion": fusion, "weights": {**weights, "sparse": SPARSE_WEIGHT}}
+    for rank, r in enumerate(searcher.search(question, k=k, **kw), start=1):
         if Path(r.path).name in files:
             return rank
     return None
@@ -76,15 +84,16 @@ def main() -> None:
         model = searcher.embedder.config.model
         fusion, weights = searcher.default_hybrid()
         print(f"\n{name}: model {model}, hybrid = {fusion} fusion, dense x{weights['dense']}")
-        print("| question | " + " | ".join(MODES) + " |\n|---|" + "---:|" * len(MODES))
-        ranks: dict[str, list] = {m: [] for m in MODES}
+        modes = MODES + (SPARSE_MODES if "sparse_scale" in searcher.store.meta() else ())
+        print("| question | " + " | ".join(modes) + " |\n|---|" + "---:|" * len(modes))
+        ranks: dict[str, list] = {m: [] for m in modes}
         for question, files in QUESTIONS:
-            row = [first_hit(searcher, question, files, m, args.k) for m in MODES]
-            for m, r in zip(MODES, row, strict=True):
+            row = [first_hit(searcher, question, files, m, args.k) for m in modes]
+            for m, r in zip(modes, row, strict=True):
                 ranks[m].append(r)
             print(f"| {question} | " + " | ".join(str(r or "-") for r in row) + " |")
         searcher.close()
-        for m in MODES:
+        for m in modes:
             hits = [r for r in ranks[m] if r]
             mrr = sum(1 / r for r in hits) / len(QUESTIONS)
             summary.append(

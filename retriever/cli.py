@@ -442,6 +442,12 @@ def _index_dir(index_dir: str | None) -> Path:
     help="FAISS index_factory string for a new index (e.g. Flat, IVF4096,Flat, HNSW32); auto: "
     "exact Flat below 50,000 chunks, IVF with 4 sqrt(n) lists from there.",
 )
+@click.option(
+    "--sparse",
+    is_flag=True,
+    help="Also store the LLM's sparse words per chunk (for --mode sparse); derived from the "
+    "stored vectors, so adding them to an existing index re-embeds nothing.",
+)
 @click.option("--rebuild", is_flag=True, help="Drop everything and re-embed with these settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 def index(
@@ -453,6 +459,7 @@ def index(
     overlap,
     max_size,
     factory,
+    sparse,
     rebuild,
     as_json,
     **kw,
@@ -473,6 +480,7 @@ def index(
         exclude=exclude,
         max_bytes=max_size * 1024 * 1024,
         faiss_factory=factory,
+        sparse=sparse,
     )
     report = Indexer(embedder, opts).sync(path, index_dir, rebuild=rebuild, progress=not as_json)
     if as_json:
@@ -488,6 +496,8 @@ def index(
         f"{r.chunks} chunks embedded in {r.seconds:.1f}s ({r.chunks_per_second:.1f} "
         f"chunks/s; model {r.embed_seconds:.1f}s)"
     )
+    if r.sparse_chunks:
+        click.echo(f"sparse words computed for {r.sparse_chunks} chunks")
     for p, reason in r.skipped:
         click.echo(f"  skipped {p}: {reason}")
 
@@ -516,6 +526,9 @@ def info(index_dir, as_json):
             "chunks": store.chunk_count(),
             "faiss_current": store.faiss_is_current(),
         }
+        data["sparse_chunks"] = store.db.execute(
+            "select count(distinct chunk_id) from sparse_terms"
+        ).fetchone()[0]
         # What "auto" builds at this size (the factory itself may be a fixed string).
         data["faiss_index"] = factory_for(m.get("faiss_factory", "Flat"), data["chunks"])
     if as_json:
@@ -544,6 +557,8 @@ def info(index_dir, as_json):
         + ", "
         f"{'current' if data['faiss_current'] else 'stale: run tpr repair'})"
     )
+    if "sparse_scale" in data:
+        click.echo(f"sparse      {data['sparse_chunks']} chunks with LLM sparse words")
     click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
 
 
@@ -663,7 +678,11 @@ def demo(out, index_dir, **kw):
 @_index_option
 @click.option("-k", default=5, show_default=True, help="Results to show.")
 @click.option(
-    "--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "bm25", "sparse"]),
+    default="hybrid",
+    show_default=True,
+    help="sparse: the LLM's word weights (an index built with --sparse).",
 )
 @click.option("--path", "path_glob", default=None, help="Only paths matching this glob.")
 @click.option("--type", "suffixes", multiple=True, help="Only this file type, e.g. .md.")
@@ -681,8 +700,18 @@ def demo(out, index_dir, **kw):
     help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores "
     "(default: the model's measured default, see `tpr info`).",
 )
+@click.option(
+    "--sparse-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Hybrid: add the sparse words as a third side with this weight (index built with "
+    "--sparse; dense and BM25 keep the model's default weights).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, as_json):
+def search(
+    query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, sparse_weight, as_json
+):
     """Search an index. The embedder is loaded with the settings the index was built with."""
     from .baselines import index_embedder_config
     from .search import Filter, Searcher
@@ -701,8 +730,13 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
         metadata=metadata,
     )
     searcher = Searcher(index_dir, embedder)
+    weights = None
+    if sparse_weight > 0:
+        method, weights = searcher.default_hybrid()
+        weights = {**weights, "sparse": sparse_weight}
+        fusion = fusion or method
     t = time.perf_counter()
-    results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=fusion)
+    results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=fusion, weights=weights)
     ms = (time.perf_counter() - t) * 1000
     if as_json:
         click.echo(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sparse_index
 from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, load, walk
 from .models import sha256_file
@@ -43,6 +44,8 @@ class IndexOptions:
             builds exact Flat on small indexes and IVF on large ones
             (:func:`~retriever.store.factory_for`).
         group_chunks: chunks embedded and committed together.
+        sparse: also store the LLM's sparse words per chunk (:mod:`retriever.sparse_index`);
+            once on, later runs keep them up to date.
     """
 
     chunk_size: int = 256
@@ -52,6 +55,7 @@ class IndexOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     faiss_factory: str = DEFAULT_FACTORY
     group_chunks: int = 64
+    sparse: bool = False
 
 
 @dataclass
@@ -67,6 +71,7 @@ class SyncReport:
     chunks: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    sparse_chunks: int = 0  # chunks whose sparse words were computed in this run
 
     @property
     def chunks_per_second(self) -> float:
@@ -83,6 +88,7 @@ class SyncReport:
             "chunks": self.chunks,
             "seconds": round(self.seconds, 2),
             "embed_seconds": round(self.embed_seconds, 2),
+            "sparse_chunks": self.sparse_chunks,
             "chunks_per_second": round(self.chunks_per_second, 2),
         }
 
@@ -138,26 +144,43 @@ class Indexer:
         root = Path(root).resolve()
         report = SyncReport()
         with Store.writer(index_dir) as store:
+            sparse = self.options.sparse or "sparse_scale" in store.meta()  # on stays on
             if rebuild:
                 with store.db.atomic():
                     # Folder files go (chunks cascade); texts added through the API stay and
-                    # are re-embedded below, since the folder cannot give them back.
+                    # are re-embedded below, since the folder cannot give them back. Their
+                    # sparse words follow the vectors, so they go too.
                     store.db.execute("delete from files where status != ?", [ADDED])
+                    store.db.execute("delete from sparse_terms")
                     generation = int(store.meta().get("generation", 0))
                     store.db.execute("delete from meta")
             store.bind(
                 root, self.embedder.describe(), self.embedder.dimension, self.options.faiss_factory
             )
+            # Before any embedding, so an embedder that cannot give sparse words fails at once.
+            encoder = self._sparse_encoder(store) if sparse else None
             if rebuild:
                 # Keep the generation counter monotonic so no old FAISS stamp can match.
                 store.set_meta(generation=generation + 1)
                 self._reembed_added(store, report)
             todo = self._plan(store, root, report)
             self._embed_all(store, root, todo, report, progress, on_progress)
+            if encoder is not None:
+                t = time.perf_counter()
+                report.sparse_chunks = sparse_index.catch_up(store, self.embedder, encoder)
+                report.embed_seconds += time.perf_counter() - t
             if not store.faiss_is_current():
                 store.write_faiss()
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _sparse_encoder(self, store: Store):
+        """The index's sparse encoder; a new sparse index records its logit scale first."""
+        scale = store.meta().get("sparse_scale")
+        encoder = sparse_index.encoder_for(self.embedder, scale)
+        if scale is None:
+            store.set_meta(sparse_scale=encoder.scale)
+        return encoder
 
     # -- planning ---------------------------------------------------------------------------
 

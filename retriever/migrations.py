@@ -62,3 +62,22 @@ def m003_chunk_metadata(db: Database) -> None:
     # Caller-supplied metadata as a JSON object per chunk (texts added through the LangChain
     # VectorStore carry it; folder chunks have none). Filters read it with json_extract.
     db["chunks"].add_column("metadata", str)
+
+
+@migrations(name="m004_sparse_terms")
+def m004_sparse_terms(db: Database) -> None:
+    # LLM sparse words per chunk (retriever/sparse_index.py), derived from the chunk's text and
+    # stored vector, so they can always be recomputed. Cascade deletes keep them with their chunk.
+    # A chunk with no weighted word gets one row with the empty word, which no query matches,
+    # so that "chunks without rows" means "not computed yet" and an interrupted pass resumes.
+    db.execute(
+        """
+        create table sparse_terms (
+            chunk_id integer not null references chunks(id) on delete cascade,
+            word text not null,
+            weight real not null
+        )
+        """
+    )
+    db["sparse_terms"].create_index(["word", "chunk_id", "weight"])
+    db["sparse_terms"].create_index(["chunk_id"])

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from . import sparse_index
 from .errors import ConfigError, EmptyInputError
 from .store import ADDED, API_PREFIX, IndexMismatchError, Store
 
-MODES = ("hybrid", "dense", "bm25")
+MODES = ("hybrid", "dense", "bm25", "sparse")
 FUSIONS = ("rrf", "score")
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
 RRF_K = 60
@@ -283,6 +284,7 @@ class Searcher:
         self._faiss_generation = None
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None  # hybrid's dense side, made on first use
+        self._sparse = None  # the sparse encoder, made on the first sparse search
         self._df: dict[str, int] = {}  # document frequency per query word, for this generation
         self._df_generation = None
 
@@ -425,6 +427,27 @@ class Searcher:
                     break
         return out
 
+    def sparse(
+        self, query: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k chunk ids by the LLM's sparse word weights (an index built with --sparse).
+
+        Raises:
+            ConfigError: the index stores no sparse words, or no embedder was given.
+        """
+        scale = self.store.meta().get("sparse_scale")  # read now: a writer may have added them
+        if scale is None:
+            raise ConfigError(
+                f"index {self.store.path} stores no sparse words; add them with "
+                f"`tpr index FOLDER --index {self.store.path} --sparse` (nothing is re-embedded)"
+            )
+        if self.embedder is None:
+            raise ConfigError("sparse search needs the embedder: open the Searcher with one")
+        if self._sparse is None or self._sparse.scale != scale:
+            self._sparse = sparse_index.encoder_for(self.embedder, scale)
+        bag = sparse_index.query_bag(self._sparse, self.embedder, query, qvec)
+        return sparse_index.search(self.store, bag, k, allowed)
+
     def search(
         self,
         query: str,
@@ -444,11 +467,12 @@ class Searcher:
         Args:
             query: the user's text.
             k: results wanted.
-            mode: hybrid, dense or bm25.
+            mode: hybrid, dense, bm25, or sparse (an index built with ``--sparse``).
             flt: restricts the candidates before ranking.
             fetch_k: candidates taken from each side before fusion (hybrid).
             weights: fusion weights; with ``fusion=None`` both default per model
-                (:data:`DEFAULT_HYBRID`); otherwise missing weights are 1.0.
+                (:data:`DEFAULT_HYBRID`); otherwise missing weights are 1.0. A positive
+                ``"sparse"`` weight adds the sparse words as a third side of hybrid.
             mmr: re-rank the ``fetch_k`` candidates by maximal marginal relevance (needs the
                 embedder): each pick maximises ``lambda * sim(query) - (1 - lambda) * max
                 sim(already picked)`` over the stored chunk vectors.
@@ -507,9 +531,13 @@ class Searcher:
             # (Flat) search gains little on 2 cores, where FAISS already uses both.
             pending = self._pool().submit(self._dense_call(qvec, depth, allowed))
             lexical = self.bm25(query, depth, allowed)
+            if (weights or {}).get("sparse", 0) > 0:  # a third side only when asked for
+                ranked["sparse"] = self.sparse(query, qvec, depth, allowed)
             ranked["dense"], ranked["bm25"] = pending.result(), lexical
         elif mode == "dense":
             ranked["dense"] = self.dense_vector(qvec, depth, allowed)
+        elif mode == "sparse":
+            ranked["sparse"] = self.sparse(query, qvec, depth, allowed)
         else:
             ranked["bm25"] = self.bm25(query, depth, allowed)
         order = FUSE[fusion](ranked, weights) if mode == "hybrid" else ranked[mode]

@@ -35,8 +35,24 @@ def words_of(text: str) -> list[str]:
 
 def hidden_norm(embedder, texts: Sequence[str]) -> float:
     """Median norm of the unnormalised final-layer last-token vectors of a few texts."""
-    v = embedder.encode(list(texts), normalize_embeddings=False)
-    return float(np.median(np.linalg.norm(v, axis=1)))
+    c = embedder.config
+    rng = (c.tp_start, c.tp_exit) if c.tp else None
+    grid = embedder.encode_grid(
+        list(texts), [rng], [c.output_layer], ["last"], normalize_embeddings=False
+    )
+    return float(np.median(np.linalg.norm(grid[(rng, c.output_layer, "last")], axis=1)))
+
+
+# Poolings whose stored vectors carry the last-token state (``last+mean`` puts it first, see
+# :func:`retriever.embedder.combine_poolings`).
+LAST_TOKEN_POOLINGS = ("last", "last+mean")
+
+
+def stored_last_token(vectors: np.ndarray, pooling: str, hidden: int) -> np.ndarray:
+    """Unit last-token vectors from stored dense vectors of ``last`` or ``last+mean`` pooling."""
+    v = np.atleast_2d(vectors)
+    part = v[:, :hidden] if pooling == "last+mean" else v
+    return part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
 
 
 class SparseEncoder:
@@ -44,7 +60,8 @@ class SparseEncoder:
 
     Args:
         embedder: a :class:`~retriever.embedder.TPEmbedder` whose output layer is the last and
-            pooling ``last`` (the logits belong to the last position of the final layer).
+            pooling ``last`` or ``last+mean`` (the logits belong to the last position of the
+            final layer; give :meth:`encode` the last-token part, :func:`stored_last_token`).
         scale: the norm to give stored unit vectors back (see :func:`hidden_norm`); 1.0 for
             unnormalised vectors.
 
@@ -54,11 +71,11 @@ class SparseEncoder:
 
     def __init__(self, embedder, scale: float = 1.0):
         c = embedder.config
-        if c.output_layer != embedder.backbone.num_layers or c.pooling != "last":
+        if c.output_layer != embedder.backbone.num_layers or c.pooling not in LAST_TOKEN_POOLINGS:
             raise ConfigError(
                 "sparse vectors need the final layer's last-token state (output_layer="
-                f"{embedder.backbone.num_layers}, pooling='last'), not layer {c.output_layer} "
-                f"with {c.pooling!r} pooling"
+                f"{embedder.backbone.num_layers}, pooling 'last' or 'last+mean'), not layer "
+                f"{c.output_layer} with {c.pooling!r} pooling"
             )
         import torch
 

@@ -35,6 +35,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
+from . import sparse_index
 from .errors import ConfigError
 from .search import FOLDER_ID, Filter, Searcher
 from .store import ADDED, API_PREFIX, DEFAULT_FACTORY, Store, now, resolve_index
@@ -222,6 +223,10 @@ class TPVectorStore(VectorStore):
                     added.append(store.db["chunks"].insert(chunk).last_pk)
                 after = store.bump_generation()
             self._update_faiss(store, before, after, removed, added, vectors)
+            scale = store.meta().get("sparse_scale")
+            if scale is not None:  # an index built with --sparse keeps its sparse words whole
+                encoder = sparse_index.encoder_for(self.embedder, scale)
+                sparse_index.catch_up(store, self.embedder, encoder)
         return ids
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:

@@ -167,7 +167,10 @@ def main() -> None:
     with search_tab:
         query = st.text_input("Query", key="query")
         c1, c2, c3, c4 = st.columns(4)
-        mode = c1.radio("Mode", ["hybrid", "dense", "bm25"], horizontal=True, key="mode")
+        modes = ["hybrid", "dense", "bm25"]
+        if "sparse_scale" in searcher.store.meta():  # an index built with --sparse
+            modes.append("sparse")
+        mode = c1.radio("Mode", modes, horizontal=True, key="mode")
         method, weights = searcher.default_hybrid()
         fusion = c1.selectbox(
             "Fusion (hybrid)",

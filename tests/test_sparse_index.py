@@ -148,3 +148,19 @@ def test_an_embedder_without_the_final_last_token_state_is_refused_first(
     with pytest.raises(ConfigError, match="leave out --sparse"):
         Indexer(counting, IndexOptions(sparse=True)).sync(root, idx)
     assert counting.texts == 0  # refused before any embedding
+
+
+def test_texts_added_through_the_vectorstore_get_their_words(tmp_path, embedder):
+    from retriever.embeddings import TPEmbeddings
+    from retriever.vectorstore import TPVectorStore
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    write(root, TEXTS)
+    Indexer(embedder, IndexOptions(sparse=True)).sync(root, idx)
+    vs = TPVectorStore(idx, TPEmbeddings(embedder))
+    vs.add_texts(["Penguins waddle across the frozen ice."], ids=["p1"])
+    chunks = stored(idx)
+    assert len(chunks) == len(TEXTS) + 1 and all(bag for _, _, bag in chunks.values())
+    vs.delete(["p1"])
+    assert len(stored(idx)) == len(TEXTS)
+    vs.close()

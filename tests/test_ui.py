@@ -152,3 +152,18 @@ def test_fusion_choice_reaches_the_search(ui_index):
     # RRF's are around 1/61.
     assert rrf_scores and score_scores and rrf_scores != score_scores
     assert any("fused 1." in t or "fused 2." in t for t in score_scores)
+
+
+def test_sparse_mode_is_offered_only_where_stored(ui_index, tiny_model_dir):
+    at = run_app()
+    assert "sparse" not in at.radio(key="mode").options
+    emb = TPEmbedder.load(model=str(tiny_model_dir), tp_exit=3)
+    docs = ui_index.parent / "docs"
+    Indexer(emb, IndexOptions(chunk_size=48, overlap=0, sparse=True)).sync(docs, ui_index)
+    at = run_app()
+    assert "sparse" in at.radio(key="mode").options
+    at.text_input(key="query").input("the cat on the mat").run()
+    at.radio(key="mode").set_value("sparse").run()
+    assert not at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "sparse" in shown and r"cats\.txt" in shown

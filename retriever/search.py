@@ -14,6 +14,9 @@
   the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
   unrelated scales. ``fusion="score"`` is the alternative: each side's scores min-max
   normalised over its candidates, then a weighted sum (a candidate missing from a side gets 0).
+* **sparse** (indexes built with ``--sparse``): the LLM's word weights, a dot product over the
+  query's words in SQL (:mod:`retriever.sparse_index`); with a positive ``"sparse"`` weight it
+  is also a third side of hybrid.
 
 Filters (path glob, file suffix, mtime range, stored metadata keys) become SQL over ``files``
 and ``chunks``; the matching chunk ids are handed to FAISS as an ID selector, so dense search
@@ -346,7 +349,7 @@ class Searcher:
             rows = [r for r in rows if fnmatch.fnmatch(r[1], flt.path_glob)]
         return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
-    # -- the three modes --------------------------------------------------------------------
+    # -- the modes ------------------------------------------------------------------------------
 
     def embed_query(self, query: str) -> np.ndarray:
         if self.embedder is None:
@@ -478,8 +481,9 @@ class Searcher:
                 sim(already picked)`` over the stored chunk vectors.
             lambda_mult: 1 = pure relevance, 0 = pure diversity.
             min_score: drop results below this score, on the mode's own scale: cosine
-                similarity for dense (-1..1), BM25 for bm25 (>= 0, unbounded), the RRF score
-                for hybrid (at most ``sum(weights) / 61``).
+                similarity for dense (-1..1), BM25 for bm25 (>= 0, unbounded), the dot product
+                of word weights for sparse (>= 0), the RRF score for hybrid (at most
+                ``sum(weights) / 61``).
             query_vector: the query already embedded (dense side and MMR); ``query`` may then
                 be empty in dense mode.
             fusion: how hybrid combines the sides: ``rrf`` (ranks), ``score`` (normalised

@@ -440,7 +440,7 @@ def _index_dir(index_dir: str | None) -> Path:
     default="auto",
     show_default=True,
     help="FAISS index_factory string for a new index (e.g. Flat, IVF4096,Flat, HNSW32); auto: "
-    "exact Flat below 50,000 chunks, IVF with 4 sqrt(n) lists from there.",
+    "exact Flat below 50,000 chunks, IVF with ~4 sqrt(n) lists (a power of two) from there.",
 )
 @click.option(
     "--sparse",

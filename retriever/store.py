@@ -17,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import math
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +32,14 @@ from .migrations import migrations
 
 # "auto" picks the FAISS index by size each time it is built from SQLite (the end of every
 # index run that changed chunks, `tpr repair`): exact Flat below AUTO_IVF_MIN chunks, where it
-# answers in under ~16 ms; IVF with nlist = 4 sqrt(n) from there. benchmarks/search_latency.py
-# measured Flat at 33 ms p50 for 100k vectors and IVF1264,Flat (nprobe 32, see search.py) at
-# 1.3 ms with recall@10 0.98, trained in ~11 s.
+# answers in under ~16 ms; IVF from there, with nlist = 4 sqrt(n) rounded to a power of two.
+# benchmarks/search_latency.py measured Flat at 33 ms p50 for 100k vectors and IVF1264,Flat
+# (nprobe 32, see search.py) at 1.3 ms with recall@10 0.98, trained in ~11-17 s. The power of
+# two lets later builds reuse the trained lists until the index grows or shrinks about 4x.
 DEFAULT_FACTORY = "auto"
 AUTO_IVF_MIN = 50_000
 IVF_TRAIN_PER_LIST = 64  # training vectors per inverted list (FAISS wants at least 39)
+IVF_FLAT = re.compile(r"IVF(\d+),Flat")
 
 
 def factory_for(factory: str, n: int) -> str:
@@ -44,7 +48,7 @@ def factory_for(factory: str, n: int) -> str:
         return factory
     if n < AUTO_IVF_MIN:
         return "Flat"
-    return f"IVF{round(4 * n**0.5)},Flat"
+    return f"IVF{2 ** round(math.log2(4 * math.sqrt(n)))},Flat"
 
 
 # Texts added through the LangChain VectorStore (not from the folder) are stored as one
@@ -301,7 +305,8 @@ class Store:
         n = self.chunk_count()
         d = int(m["dimension"])
         factory = factory_for(m.get("faiss_factory", "Flat"), n)  # older indexes: always Flat
-        base = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+        reused = self._trained_ivf(factory, d)
+        base = reused or faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
         index = base if isinstance(base, faiss.IndexIDMap2) else faiss.IndexIDMap2(base)
         if not base.is_trained:
             # An even sample, taken while streaming, so a million vectors never sit in memory
@@ -325,6 +330,36 @@ class Store:
                 ) from None
         for ids, vecs in self.iter_vectors():
             index.add_with_ids(np.ascontiguousarray(vecs), ids)
+        return index
+
+    def _trained_ivf(self, factory: str, d: int):
+        """The FAISS file's IVF index emptied of its vectors, if it has the lists ``factory``
+        asks for; else None.
+
+        Training is most of an IVF rebuild (16.5 s of the 18 s at 100k chunks), and the
+        lists an index was trained on still partition it well after a sync changed a few
+        files. So a rebuild re-adds every vector from SQLite to the trained lists. Deleting
+        vectors.faiss and running ``tpr repair`` trains afresh.
+        """
+        import faiss
+
+        match = IVF_FLAT.fullmatch(factory)
+        if match is None or not (self.path / FAISS_NAME).exists():
+            return None
+        try:
+            index = faiss.read_index(str(self.path / FAISS_NAME))
+            ivf = faiss.extract_index_ivf(index)
+        except RuntimeError:  # unreadable, or not IVF (it was Flat while the index was small)
+            return None
+        same = (
+            index.d == d
+            and ivf.nlist == int(match[1])
+            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT
+            and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat)
+        )
+        if not same:
+            return None
+        index.reset()  # the vectors go, the trained coarse quantiser stays
         return index
 
     def _faiss_state(self) -> dict | None:

@@ -321,8 +321,11 @@ def test_auto_factory_is_flat_while_small_then_ivf():
 
     assert factory_for("auto", 0) == "Flat"
     assert factory_for("auto", AUTO_IVF_MIN - 1) == "Flat"
-    assert factory_for("auto", 100_000) == "IVF1265,Flat"  # 4 sqrt(n)
-    assert factory_for("auto", 1_000_000) == "IVF4000,Flat"
+    # 4 sqrt(n), to the nearest power of two (so trained lists can be reused while n changes)
+    assert factory_for("auto", AUTO_IVF_MIN) == "IVF1024,Flat"
+    assert factory_for("auto", 100_000) == "IVF1024,Flat"
+    assert factory_for("auto", 300_000) == "IVF2048,Flat"
+    assert factory_for("auto", 1_000_000) == "IVF4096,Flat"
     assert factory_for("HNSW32", 10**7) == "HNSW32"  # a chosen factory is kept at any size
 
 
@@ -345,16 +348,33 @@ def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypat
     small = faiss.read_index(str(idx / FAISS_NAME))  # kept alive: it owns the inner index
     assert isinstance(faiss.downcast_index(small.index), faiss.IndexFlat)
     write(root, files)
-    Indexer(emb).sync(root, idx)  # 60 chunks: IVF, trained on them, nlist = 4 sqrt(60)
+    Indexer(emb).sync(root, idx)  # 60 chunks: IVF, trained on them, nlist 32 (4 sqrt(60) = 31)
     with Store.open(idx) as s:
         assert s.meta()["faiss_factory"] == "auto"
     index = faiss.read_index(str(idx / FAISS_NAME))
-    assert faiss.extract_index_ivf(index).nlist == 31 and index.ntotal == 60
+    assert faiss.extract_index_ivf(index).nlist == 32 and index.ntotal == 60
     check_integrity(idx, root)
     hits = Searcher(idx, emb).search("cat", k=3, mode="dense")
     assert len(hits) == 3 and "cat" in hits[0].text
     result = CliRunner().invoke(cli, ["info", "--index", str(idx)])
-    assert "FAISS auto = IVF31,Flat, current" in result.output
+    assert "FAISS auto = IVF32,Flat, current" in result.output
+
+    def centroids():
+        index = faiss.read_index(str(idx / FAISS_NAME))
+        return faiss.extract_index_ivf(index).quantizer.reconstruct_n(0, 32)
+
+    # A sync that changes a file re-adds the vectors to the trained lists: no retraining.
+    trained = centroids()
+    write(root, {"f03.txt": "whale ocean tide, a new text"})
+    Indexer(emb).sync(root, idx)
+    check_integrity(idx, root)
+    assert np.array_equal(centroids(), trained)
+    assert "whale" in Searcher(idx, emb).search("whale ocean tide", k=1, mode="dense")[0].text
+    # Without the file, `tpr repair` trains afresh on today's vectors.
+    (idx / FAISS_NAME).unlink()
+    assert CliRunner().invoke(cli, ["repair", "--index", str(idx)]).exit_code == 0
+    assert not np.array_equal(centroids(), trained)
+    check_integrity(idx, root)
 
 
 def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder):

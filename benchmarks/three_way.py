@@ -22,6 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from machine import describe  # benchmarks/machine.py
 
 from retriever import EmbedderConfig, beir
@@ -40,6 +41,12 @@ def main() -> None:
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--idf",
+        action="store_true",
+        help="Weight each query word by log(N / df) over the corpus's sparse words (the small "
+        "model weighs function words like content words, so its scores carry no IDF).",
+    )
     args = ap.parse_args()
     print(f"machine: {describe()}")
     ds = beir.load(args.data or default_data_dir() / "scifact")
@@ -79,6 +86,13 @@ def main() -> None:
     enc = SparseEncoder(embedder, scale=hidden_norm(embedder, docs[:32]))
     d_bags = enc.encode(docs, doc_last)
     q_bags = enc.encode(texts, q_last)
+    if args.idf:
+        df: dict[str, int] = {}
+        for bag in d_bags:
+            for w in bag:
+                df[w] = df.get(w, 0) + 1
+        idf = {w: float(np.log(len(d_bags) / c)) for w, c in df.items()}
+        q_bags = [{w: x * idf.get(w, 0.0) for w, x in bag.items()} for bag in q_bags]
     n_test = len(splits["test"])
     sl = {"test": slice(0, n_test), "train": slice(n_test, None)}
     dense = {s: beir.dense_run(doc_ids, doc_vecs, splits[s], qv[sl[s]]) for s in splits}

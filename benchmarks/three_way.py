@@ -47,6 +47,12 @@ def main() -> None:
         help="Weight each query word by log(N / df) over the corpus's sparse words (the small "
         "model weighs function words like content words, so its scores carry no IDF).",
     )
+    ap.add_argument(
+        "--max-df",
+        type=float,
+        default=1.0,
+        help="With --idf: leave out query words found in more than this share of documents.",
+    )
     args = ap.parse_args()
     print(f"machine: {describe()}")
     ds = beir.load(args.data or default_data_dir() / "scifact")
@@ -91,7 +97,8 @@ def main() -> None:
         for bag in d_bags:
             for w in bag:
                 df[w] = df.get(w, 0) + 1
-        idf = {w: float(np.log(len(d_bags) / c)) for w, c in df.items()}
+        n_docs = len(d_bags)
+        idf = {w: float(np.log(n_docs / c)) for w, c in df.items() if c <= args.max_df * n_docs}
         q_bags = [{w: x * idf.get(w, 0.0) for w, x in bag.items()} for bag in q_bags]
     n_test = len(splits["test"])
     sl = {"test": slice(0, n_test), "train": slice(n_test, None)}

@@ -19,17 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever import EmbedderConfig, beir
-from retriever.baselines import load_embedder
-from retriever.embedder import combine_poolings
-from retriever.models import cache_dir
-from retriever.sts import default_data_dir
+from retriever import beir
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -48,58 +43,27 @@ def centroids(first: beir.Run, queries, row: dict[str, int], doc_vecs, depth: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--model", default="gemma3-270m")
-    ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
+    scifact_preset.add_arguments(ap)
     ap.add_argument("--depths", default="1,3,5,10")
     ap.add_argument("--alphas", default="0,0.3,0.5,0.7")
     args = ap.parse_args()
     print(f"machine: {describe()}")
-    ds = beir.load(args.data or default_data_dir() / "scifact")
-    doc_ids, docs = list(ds.corpus), list(ds.corpus.values())
-    row = {d: i for i, d in enumerate(doc_ids)}
-    splits = {"test": ds.split_queries("test"), "train": ds.split_queries("train")}
     t = time.perf_counter()
-    bm25 = beir.BM25(ds.corpus)
-    first = {s: bm25.run(q) for s, q in splits.items()}
-
-    # The settings `tpr eval beir` runs for the preset (its pooling is "last"; both poolings are
-    # cached from one pass and combined here as last+mean, the preset's pooling).
-    preset = EmbedderConfig.for_retrieval(
-        args.model, max_length=args.max_length, batch_size=args.batch_size
+    p = scifact_preset.load(args)
+    ds, doc_ids, splits, first = p.ds, p.doc_ids, p.splits, p.bm25
+    row = {d: i for i, d in enumerate(doc_ids)}
+    doc_vecs = p.doc_vectors
+    query_vecs = {s: p.query_vectors(s) for s in splits}
+    c = p.embedder.config
+    print(
+        f"vectors ready in {time.perf_counter() - t:.0f}s; preset {args.model}, "
+        f"TP {[c.tp_start, c.tp_exit]}"
     )
-    embedder = load_embedder(replace(preset, pooling="last"))
-    c = embedder.config
-    rng = (c.tp_start, c.tp_exit)
-    key = f"{embedder.document_fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
-    grid: dict = {}
-
-    def pooled(pool: str) -> np.ndarray:
-        def compute():
-            if not grid:
-                grid.update(
-                    embedder.encode_grid(docs, [rng], [c.output_layer], ["last", "mean"], True)
-                )
-            return grid[(rng, c.output_layer, pool)]
-
-        return beir.cached_vectors(cache_dir() / "eval", f"{key}-tp-{pool}", compute)
-
-    doc_vecs = combine_poolings([pooled("last"), pooled("mean")])
-    texts = [t for q in splits.values() for t in q.values()]
-    qg = embedder.encode_grid(
-        texts, [rng], [c.output_layer], ["last", "mean"], templates=c.query_templates()
-    )
-    qv = combine_poolings([qg[(rng, c.output_layer, p)] for p in ("last", "mean")])
-    n_test = len(splits["test"])
-    query_vecs = {"test": qv[:n_test], "train": qv[n_test:]}
-    print(f"vectors ready in {time.perf_counter() - t:.0f}s; preset {args.model}, TP {list(rng)}")
 
     def dense(s, vecs):
         return beir.dense_run(doc_ids, doc_vecs, splits[s], vecs)
 
-    def ndcg(run, s):
-        return beir.ndcg_at(run, ds.qrels[s])
+    ndcg = p.ndcg
 
     def row_for(label: str, make) -> None:
         runs = {s: make(s) for s in splits}

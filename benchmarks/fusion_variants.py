@@ -21,17 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever import EmbedderConfig, beir
-from retriever.baselines import load_embedder
-from retriever.embedder import combine_poolings
-from retriever.models import cache_dir
-from retriever.sts import default_data_dir
+from retriever import beir
 
 
 def z_fusion(sides: dict[str, dict[str, float]], weights: dict[str, float]) -> list:
@@ -69,45 +64,21 @@ def minmax_fusion(sides: dict[str, dict[str, float]], weights: dict[str, float])
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--model", default="gemma3-270m")
-    ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
+    scifact_preset.add_arguments(ap)
     ap.add_argument("--depths", default="50,100")
     args = ap.parse_args()
     print(f"machine: {describe()}")
-    ds = beir.load(args.data or default_data_dir() / "scifact")
-    doc_ids = list(ds.corpus)
-    row = {d: i for i, d in enumerate(doc_ids)}
-    splits = {"test": ds.split_queries("test"), "train": ds.split_queries("train")}
     t = time.perf_counter()
-    bm25 = beir.BM25(ds.corpus)
-    first = {s: bm25.run(q) for s, q in splits.items()}
-
-    preset = EmbedderConfig.for_retrieval(
-        args.model, max_length=args.max_length, batch_size=args.batch_size
+    p = scifact_preset.load(args)
+    doc_ids, splits, first = p.doc_ids, p.splits, p.bm25
+    row = {d: i for i, d in enumerate(doc_ids)}
+    doc_vecs = p.doc_vectors
+    cos = {s: p.query_vectors(s) @ doc_vecs.T for s in splits}  # [Q, D] exact dense scores
+    c = p.embedder.config
+    print(
+        f"vectors ready in {time.perf_counter() - t:.0f}s; preset {args.model}, "
+        f"TP {[c.tp_start, c.tp_exit]}"
     )
-    embedder = load_embedder(replace(preset, pooling="last"))
-    c = embedder.config
-    rng = (c.tp_start, c.tp_exit)
-    key = f"{embedder.document_fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
-
-    def pooled(pool: str):
-        def compute():
-            raise SystemExit("run `tpr eval beir` with the preset first (document vectors)")
-
-        return beir.cached_vectors(cache_dir() / "eval", f"{key}-tp-{pool}", compute)
-
-    doc_vecs = combine_poolings([pooled("last"), pooled("mean")])
-    texts = [t for q in splits.values() for t in q.values()]
-    qg = embedder.encode_grid(
-        texts, [rng], [c.output_layer], ["last", "mean"], templates=c.query_templates()
-    )
-    qv = combine_poolings([qg[(rng, c.output_layer, p)] for p in ("last", "mean")])
-    n_test = len(splits["test"])
-    sl = {"test": slice(0, n_test), "train": slice(n_test, None)}
-    cos = {s: qv[sl[s]] @ doc_vecs.T for s in splits}  # [Q, D] exact dense scores
-    print(f"vectors ready in {time.perf_counter() - t:.0f}s; preset {args.model}, TP {list(rng)}")
 
     def sides(s: str, depth: int, fill: bool) -> dict[str, dict[str, dict[str, float]]]:
         out = {}
@@ -120,8 +91,7 @@ def main() -> None:
             out[q] = {"dense": dense, "bm25": lex}
         return out
 
-    def ndcg(run, s):
-        return beir.ndcg_at(run, ds.qrels[s])
+    ndcg = p.ndcg
 
     print(
         f"BM25 nDCG@10: train {ndcg(first['train'], 'train'):.2f}, "

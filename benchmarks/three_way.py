@@ -19,28 +19,22 @@ import argparse
 import itertools
 import sys
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever import EmbedderConfig, beir
-from retriever.baselines import MiniLMEmbedder, load_embedder
-from retriever.embedder import combine_poolings
+from retriever import beir
+from retriever.baselines import MiniLMEmbedder
 from retriever.models import cache_dir
 from retriever.sparse import SparseEncoder, hidden_norm
-from retriever.sts import default_data_dir
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--model", default="gemma3-270m")
-    ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
+    scifact_preset.add_arguments(ap)
     ap.add_argument(
         "--idf",
         action="store_true",
@@ -55,65 +49,40 @@ def main() -> None:
     )
     args = ap.parse_args()
     print(f"machine: {describe()}")
-    ds = beir.load(args.data or default_data_dir() / "scifact")
-    doc_ids, docs = list(ds.corpus), list(ds.corpus.values())
-    splits = {"test": ds.split_queries("test"), "train": ds.split_queries("train")}
     t = time.perf_counter()
-    bm25 = beir.BM25(ds.corpus)
-    first = {s: bm25.run(q) for s, q in splits.items()}
-
-    preset = EmbedderConfig.for_retrieval(
-        args.model, max_length=args.max_length, batch_size=args.batch_size
-    )
-    embedder = load_embedder(replace(preset, pooling="last"))
-    c = embedder.config
-    rng = (c.tp_start, c.tp_exit)
-    key = f"{embedder.document_fingerprint[:16]}-{ds.corpus_hash()}-L{c.output_layer}"
-    grid: dict = {}
-
-    def pooled(pool: str):
-        def compute():
-            if not grid:
-                grid.update(
-                    embedder.encode_grid(docs, [rng], [c.output_layer], ["last", "mean"], True)
-                )
-            return grid[(rng, c.output_layer, pool)]
-
-        return beir.cached_vectors(cache_dir() / "eval", f"{key}-tp-{pool}", compute)
-
-    doc_last = pooled("last")
-    doc_vecs = combine_poolings([doc_last, pooled("mean")])
-    texts = [t for q in splits.values() for t in q.values()]
-    qg = embedder.encode_grid(
-        texts, [rng], [c.output_layer], ["last", "mean"], templates=c.query_templates()
-    )
-    q_last = qg[(rng, c.output_layer, "last")]
-    qv = combine_poolings([q_last, qg[(rng, c.output_layer, "mean")]])
-    enc = SparseEncoder(embedder, scale=hidden_norm(embedder, docs[:32]))
-    d_bags = enc.encode(docs, doc_last)
-    q_bags = enc.encode(texts, q_last)
+    p = scifact_preset.load(args)
+    splits, first, doc_ids, docs = p.splits, p.bm25, p.doc_ids, p.docs
+    c = p.embedder.config
+    enc = SparseEncoder(p.embedder, scale=hidden_norm(p.embedder, docs[:32]))
+    d_bags = enc.encode(docs, p.doc_last)
+    q_bags = {s: enc.encode(list(splits[s].values()), p.query_last[s]) for s in splits}
     if args.idf:
         df: dict[str, int] = {}
         for bag in d_bags:
             for w in bag:
                 df[w] = df.get(w, 0) + 1
         n_docs = len(d_bags)
-        idf = {w: float(np.log(n_docs / c)) for w, c in df.items() if c <= args.max_df * n_docs}
-        q_bags = [{w: x * idf.get(w, 0.0) for w, x in bag.items()} for bag in q_bags]
-    n_test = len(splits["test"])
-    sl = {"test": slice(0, n_test), "train": slice(n_test, None)}
-    dense = {s: beir.dense_run(doc_ids, doc_vecs, splits[s], qv[sl[s]]) for s in splits}
-    sparse = {s: beir.sparse_run(doc_ids, d_bags, splits[s], q_bags[sl[s]]) for s in splits}
+        idf = {w: float(np.log(n_docs / n)) for w, n in df.items() if n <= args.max_df * n_docs}
+        q_bags = {
+            s: [{w: x * idf.get(w, 0.0) for w, x in bag.items()} for bag in bags]
+            for s, bags in q_bags.items()
+        }
+    doc_vecs = p.doc_vectors
+    dense = {s: beir.dense_run(doc_ids, doc_vecs, splits[s], p.query_vectors(s)) for s in splits}
+    sparse = {s: beir.sparse_run(doc_ids, d_bags, splits[s], q_bags[s]) for s in splits}
     # MiniLM dense in the same run: the peer every claim is measured against.
     m = MiniLMEmbedder()
-    key = f"minilm-{m.fingerprint[:16]}-{ds.corpus_hash()}"
+    key = f"minilm-{m.fingerprint[:16]}-{p.ds.corpus_hash()}"
     m_docs = beir.cached_vectors(cache_dir() / "eval", key, lambda: m.encode(docs))
-    m_q = m.encode(texts)
-    minilm = {s: beir.dense_run(doc_ids, m_docs, splits[s], m_q[sl[s]]) for s in splits}
-    print(f"runs ready in {time.perf_counter() - t:.0f}s; preset {args.model}, TP {list(rng)}\n")
-
-    def ndcg(run, s):
-        return beir.ndcg_at(run, ds.qrels[s])
+    minilm = {
+        s: beir.dense_run(doc_ids, m_docs, splits[s], m.encode(list(splits[s].values())))
+        for s in splits
+    }
+    print(
+        f"runs ready in {time.perf_counter() - t:.0f}s; preset {args.model}, "
+        f"TP {[c.tp_start, c.tp_exit]}\n"
+    )
+    ndcg = p.ndcg
 
     def fused(s, wd, ws):
         runs = {"dense": dense[s], "sparse": sparse[s], "bm25": first[s]}

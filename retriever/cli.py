@@ -526,9 +526,10 @@ def info(index_dir, as_json):
             "chunks": store.chunk_count(),
             "faiss_current": store.faiss_is_current(),
         }
-        data["sparse_chunks"] = store.db.execute(
-            "select count(distinct chunk_id) from sparse_terms"
-        ).fetchone()[0]
+        if "sparse_scale" in m:  # a scan of the postings: only where there are any
+            data["sparse_chunks"] = store.db.execute(
+                "select count(distinct chunk_id) from sparse_terms"
+            ).fetchone()[0]
         # What "auto" builds at this size (the factory itself may be a fixed string).
         data["faiss_index"] = factory_for(m.get("faiss_factory", "Flat"), data["chunks"])
     if as_json:

@@ -144,7 +144,7 @@ class Indexer:
         root = Path(root).resolve()
         report = SyncReport()
         with Store.writer(index_dir) as store:
-            sparse = self.options.sparse or "sparse_scale" in store.meta()  # on stays on
+            sparse = self.options.sparse or store.meta_value("sparse_scale") is not None  # stays on
             if rebuild:
                 with store.db.atomic():
                     # Folder files go (chunks cascade); texts added through the API stay and
@@ -176,7 +176,7 @@ class Indexer:
 
     def _sparse_encoder(self, store: Store):
         """The index's sparse encoder; a new sparse index records its logit scale first."""
-        scale = store.meta().get("sparse_scale")
+        scale = store.meta_value("sparse_scale")
         encoder = sparse_index.encoder_for(self.embedder, scale)
         if scale is None:
             store.set_meta(sparse_scale=encoder.scale)

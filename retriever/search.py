@@ -418,17 +418,7 @@ class Searcher:
             "select rowid, -bm25(chunks_fts) as s from chunks_fts where chunks_fts match ? "
             "order by s desc"
         )
-        if allowed is None:
-            rows = self.store.db.execute(sql + " limit ?", [fts, k]).fetchall()
-            return [(int(r[0]), float(r[1])) for r in rows]
-        keep = set(allowed.tolist())
-        out = []
-        for r in self.store.db.execute(sql, [fts]):
-            if r[0] in keep:
-                out.append((int(r[0]), float(r[1])))
-                if len(out) == k:
-                    break
-        return out
+        return self.store.top_allowed(sql, [fts], k, allowed)
 
     def sparse(
         self, query: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -438,7 +428,7 @@ class Searcher:
         Raises:
             ConfigError: the index stores no sparse words, or no embedder was given.
         """
-        scale = self.store.meta().get("sparse_scale")  # read now: a writer may have added them
+        scale = self.store.meta_value("sparse_scale")  # read now: a writer may have added them
         if scale is None:
             raise ConfigError(
                 f"index {self.store.path} stores no sparse words; add them with "

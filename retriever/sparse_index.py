@@ -13,10 +13,10 @@ word: a query's words select their postings, and the score is the dot product
 The logits' scale is fixed per index (``sparse_scale`` in meta, the median final hidden-state
 norm of a few sentences), so chunk and query weights stay comparable.
 
-Measured on SciFact test (benchmarks/three_way.py): sparse alone scores 63.5 nDCG@10 with IDF
-(51.7 without) where dense scores 40.2, BM25 68.7 and MiniLM 64.5. Fused with dense and BM25 it
-gains nothing on test, and at most 0.13 on train. Hence opt-in, and weight 0 in the default
-hybrid.
+Measured on SciFact test (benchmarks/three_way.py --idf --max-df 0.5): sparse alone scores 63.7
+nDCG@10 (51.7 without IDF) where dense scores 40.2, BM25 68.7 and MiniLM 64.5. Fused with dense
+and BM25 it gained 0.2 on train and 0.3 on test, lost on the demo questions, and costs a third
+search per query (25 ms at 100k chunks). Hence opt-in, and weight 0 in the default hybrid.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def idf_weighted(store, bag: dict[str, float]) -> dict[str, float]:
     higher on both train and test (``--max-df 0.5``), and such words pull most of the postings
     table into the sum. Their df is counted only up to that bound.
     """
-    n = store.db.execute("select count(*) from chunks").fetchone()[0]
+    n = store.chunk_count()
     bound = int(MAX_DF * n)
     out = {}
     for w, x in bag.items():
@@ -133,14 +133,4 @@ def search(
         "select s.chunk_id, sum(s.weight * q.w) as score from sparse_terms s "
         "join q on s.word = q.word group by s.chunk_id order by score desc"
     )
-    if allowed is None:
-        rows = store.db.execute(sql + " limit ?", [*params, k]).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
-    keep = set(allowed.tolist())
-    out = []
-    for r in store.db.execute(sql, params):
-        if r[0] in keep:
-            out.append((int(r[0]), float(r[1])))
-            if len(out) == k:
-                break
-    return out
+    return store.top_allowed(sql, params, k, allowed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import itertools
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -216,10 +218,13 @@ class Store:
     def meta(self) -> dict:
         return {r["key"]: json.loads(r["value"]) for r in self.db["meta"].rows}
 
-    def generation(self) -> int | None:
-        """The chunk generation alone: searches check it each time, so skip decoding the rest."""
-        row = self.db.execute("select value from meta where key = 'generation'").fetchone()
+    def meta_value(self, key: str) -> Any:
+        """One meta value (None if unset): searches read some each time, so skip the rest."""
+        row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
         return json.loads(row[0]) if row else None
+
+    def generation(self) -> int | None:
+        return self.meta_value("generation")
 
     def set_meta(self, **values) -> None:
         self.db["meta"].upsert_all(
@@ -279,6 +284,22 @@ class Store:
         return gen
 
     # -- vectors and FAISS ------------------------------------------------------------------
+
+    def top_allowed(
+        self, sql: str, params: list, k: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        """The first ``k`` (chunk id, score) rows of a best-first query, among ``allowed`` ids.
+
+        Without ``allowed`` SQL applies the limit; with it, rows are read until ``k`` allowed
+        ones are found (filters are applied before ranking, so k results come whenever k
+        chunks match).
+        """
+        if allowed is None:
+            rows = self.db.execute(sql + " limit ?", [*params, k])
+        else:
+            keep = set(allowed.tolist())
+            rows = (r for r in self.db.execute(sql, params) if r[0] in keep)
+        return [(int(cid), float(score)) for cid, score in itertools.islice(rows, k)]
 
     def chunk_count(self) -> int:
         return self.db.execute("select count(*) from chunks").fetchone()[0]

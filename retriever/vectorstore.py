@@ -223,7 +223,7 @@ class TPVectorStore(VectorStore):
                     added.append(store.db["chunks"].insert(chunk).last_pk)
                 after = store.bump_generation()
             self._update_faiss(store, before, after, removed, added, vectors)
-            scale = store.meta().get("sparse_scale")
+            scale = store.meta_value("sparse_scale")
             if scale is not None:  # an index built with --sparse keeps its sparse words whole
                 encoder = sparse_index.encoder_for(self.embedder, scale)
                 sparse_index.catch_up(store, self.embedder, encoder)

@@ -80,7 +80,9 @@ def load(args: argparse.Namespace) -> Preset:
         def compute():
             if not grid:  # one pass gives both poolings
                 grid.update(
-                    embedder.encode_grid(docs, [rng], [c.output_layer], ["last", "mean"], True)
+                    embedder.encode_grid(
+                        docs, [rng], [c.output_layer], ["last", "mean"], show_progress_bar=True
+                    )
                 )
             return grid[(rng, c.output_layer, pool)]
 

@@ -122,6 +122,43 @@ def load_embedder(config):
     return TPEmbedder.load(config)
 
 
+class LazyEmbedder:
+    """An embedder that loads its model on first use.
+
+    ``tpr index`` wraps its embedder in one: the run takes the index's lock, compares settings
+    and hashes files first, and a re-run over an unchanged folder never loads the weights.
+    ``config`` is the requested config until the model loads, the resolved one after.
+
+    Args:
+        config: the ``EmbedderConfig`` to load.
+        load: called once with ``config`` to load the embedder (default :func:`load_embedder`).
+    """
+
+    def __init__(self, config, load=None):
+        self.requested_config = config
+        self._load = load or load_embedder
+        self._inner = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    @property
+    def config(self):
+        return self._inner.config if self._inner is not None else self.requested_config
+
+    def get(self):
+        """The loaded embedder (loading it now if needed)."""
+        if self._inner is None:
+            self._inner = self._load(self.requested_config)
+        return self._inner
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
 def index_embedder_config(meta: dict):
     """The ``EmbedderConfig`` an index was built with (from its meta table).
 

@@ -162,7 +162,12 @@ def _llm_runs(ctx: _Run, model: str, variants: list[str]) -> tuple[list[str], li
     def grid(texts, what, templates=None, ranges=rngs):
         t = time.perf_counter()
         out = embedder.encode_grid(
-            texts, ranges, [c.output_layer], list(POOLS), ctx.progress, templates=templates
+            texts,
+            ranges,
+            [c.output_layer],
+            list(POOLS),
+            show_progress_bar=ctx.progress,
+            templates=templates,
         )
         log(f"{what}: {len(texts)} texts in {time.perf_counter() - t:.0f}s")
         return out

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import click
-import numpy as np
 
 from .errors import TPRError
 from .models import DEFAULT_MODEL, NAMED_MODELS
@@ -16,13 +18,36 @@ from .prompts import METHODS
 
 
 class _Group(click.Group):
-    """Turns the library's exceptions into ``Error: ...`` and exit code 1, no traceback."""
+    """Turns the library's exceptions into ``Error: ...`` and exit code 1, no traceback.
+
+    A ``sqlite3.DatabaseError`` that reaches here comes from a damaged index.db (a garbage
+    page read late, after the index opened): it is named with the way out, like the library's
+    own :class:`~retriever.store.IndexCorruptError`.
+    """
 
     def invoke(self, ctx):
+        _log_to_stderr()
         try:
             return super().invoke(ctx)
         except TPRError as e:
             raise click.ClickException(str(e)) from e
+        except sqlite3.DatabaseError as e:
+            from .store import corrupt_error
+
+            where = ctx.meta.get("tpr.index", Path("the index"))
+            raise click.ClickException(str(corrupt_error(where, e))) from e
+
+
+def _log_to_stderr() -> None:
+    """The library's warnings (logger ``retriever``, e.g. a damaged FAISS file rebuilt) go to
+    stderr as ``warning: ...``."""
+    logger = logging.getLogger("retriever")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 def embedder_options(f):
@@ -134,6 +159,11 @@ def _index_config(kw: dict, index_dir: Path, rebuild: bool = False):
         with contextlib.suppress(ConfigError):
             if meta.get("embedder"):
                 stored = asdict(index_embedder_config(meta))
+    if stored and given.get("model", stored["model"]) != stored["model"]:
+        # Another model: the index's settings belong to its own model (MiniLM's prompt "none"
+        # means nothing to an LLM). The new model's settings then differ from the index's, and
+        # the indexer refuses them with the list of differences.
+        stored = None
     return index_config(given, defaults, stored)
 
 
@@ -149,6 +179,25 @@ def _parse_meta(pairs) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _suffix(value: str) -> str:
+    """A file type option: letters, digits and ``+-_.`` only, e.g. ``.md`` or ``tar.gz``."""
+    import re
+
+    if not re.fullmatch(r"\.?[\w+-]+(\.[\w+-]+)*", value):
+        raise click.BadParameter(
+            f"{value!r} is not a file type; write it like .md", param_hint="--type"
+        )
+    return value
+
+
+def _days(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and 0 < value <= 100_000):
+        raise click.BadParameter(
+            f"{value} is not a number of days in (0, 100000]", param_hint="--since-days"
+        )
+    return value
 
 
 def _load(config):
@@ -422,7 +471,11 @@ def _index_option(f):
 def _index_dir(index_dir: str | None) -> Path:
     from .store import resolve_index
 
-    return resolve_index(index_dir)
+    path = resolve_index(index_dir)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["tpr.index"] = path  # for naming a damaged index.db in the error
+    return path
 
 
 @cli.command()
@@ -431,16 +484,27 @@ def _index_dir(index_dir: str | None) -> Path:
 @embedder_options
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Leave out files matching this glob (repeatable).")
-@click.option("--chunk-size", type=int, default=256, show_default=True, help="Tokens per chunk.")
-@click.option("--overlap", type=int, default=32, show_default=True, help="Overlap in tokens.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(8, 100_000),
+    default=None,
+    help="Tokens per chunk (default: the index's own, else 256). Fixed once an index exists: "
+    "--rebuild to change it.",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(0, 50_000),
+    default=None,
+    help="Overlap in tokens (default: the index's own, else 32). Fixed like --chunk-size.",
+)
 @click.option("--max-size", type=int, default=20, show_default=True, help="Skip files over N MB.")
 @click.option(
     "--faiss",
     "factory",
-    default="auto",
-    show_default=True,
-    help="FAISS index_factory string for a new index (e.g. Flat, IVF4096,Flat, HNSW32); auto: "
-    "exact Flat below 50,000 chunks, IVF with ~4 sqrt(n) lists (a power of two) from there.",
+    default=None,
+    help="FAISS index_factory string (e.g. Flat, IVF4096,Flat, HNSW32; default: the index's "
+    "own, else auto: exact Flat below 50,000 chunks, IVF with ~4 sqrt(n) lists from there). "
+    "A new value on an existing index rebuilds its FAISS file from SQLite.",
 )
 @click.option(
     "--sparse",
@@ -469,10 +533,12 @@ def index(
     Embedder settings not given here are the index's own when it exists, else the model's
     retrieval preset (`tpr models`; measured on SciFact train), else the defaults shown.
     """
+    from .baselines import LazyEmbedder
     from .indexer import Indexer, IndexOptions
 
     index_dir = _index_dir(index_dir)
-    embedder = _load(_index_config(kw, index_dir, rebuild))
+    # Loaded only if something needs embedding, and only after the writer lock is taken.
+    embedder = LazyEmbedder(_index_config(kw, index_dir, rebuild), _load)
     opts = IndexOptions(
         chunk_size=chunk_size,
         overlap=overlap,
@@ -488,6 +554,9 @@ def index(
         return
     r = report
     click.echo(f"index {index_dir}")
+    if r.faiss_factory:
+        old, new = r.faiss_factory
+        click.echo(f"FAISS factory {old} -> {new}: its file was rebuilt from SQLite")
     click.echo(
         f"added {r.added}, updated {r.updated}, moved {r.moved}, removed {r.removed}, "
         f"unchanged {r.unchanged}, skipped {len(r.skipped)}"
@@ -495,6 +564,8 @@ def index(
     click.echo(
         f"{r.chunks} chunks embedded in {r.seconds:.1f}s ({r.chunks_per_second:.1f} "
         f"chunks/s; model {r.embed_seconds:.1f}s)"
+        if r.model_loaded
+        else f"nothing to embed; done in {r.seconds:.1f}s without loading the model"
     )
     if r.sparse_chunks:
         click.echo(f"sparse words computed for {r.sparse_chunks} chunks")
@@ -519,12 +590,17 @@ def info(index_dir, as_json):
                 "select status, count(*) from files group by status"
             ).fetchall()
         }
+        store.check_integrity()
+        writer = store.lock_holder()
+        problem = store.verify_faiss()
         data = {
             "index": str(index_dir),
             **m,
             "files": counts,
             "chunks": store.chunk_count(),
-            "faiss_current": store.faiss_is_current(),
+            "faiss_current": problem is None,
+            "faiss_problem": problem,
+            "writer_pid": writer,
         }
         if "sparse_scale" in m:  # a scan of the postings: only where there are any
             data["sparse_chunks"] = store.db.execute(
@@ -555,12 +631,23 @@ def info(index_dir, as_json):
         f"chunks      {data['chunks']}  (dim {data.get('dimension')}, "
         f"FAISS {data.get('faiss_factory')}"
         + (f" = {data['faiss_index']}" if data["faiss_index"] != data.get("faiss_factory") else "")
-        + ", "
-        f"{'current' if data['faiss_current'] else 'stale: run tpr repair'})"
+        + f", {_faiss_state(problem, writer)})"
     )
+    if writer is not None:
+        click.echo(f"writer      PID {writer} is updating this index now (an index run)")
     if "sparse_scale" in data:
         click.echo(f"sparse      {data['sparse_chunks']} chunks with LLM sparse words")
     click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
+
+
+def _faiss_state(problem: str | None, writer: int | None) -> str:
+    if problem is None:
+        return "current, checksum verified"
+    if writer is not None:
+        return f"being rebuilt: an index run is in progress (PID {writer})"
+    if problem == "missing or stale":
+        return "stale: rebuilt from SQLite on the next search; `tpr repair` writes it"
+    return f"{problem}: run `tpr repair`"
 
 
 @cli.command()
@@ -611,32 +698,18 @@ def remove(path, index_dir):
 @cli.command()
 @_index_option
 def repair(index_dir):
-    """Check the FAISS file against SQLite and rebuild it from SQLite if needed."""
-    import faiss
-
-    from .store import FAISS_NAME, Store
+    """Check index.db and the FAISS file (checksum, ids, a sample of vectors against SQLite),
+    and rebuild the FAISS file from SQLite if anything is off."""
+    from .store import Store
 
     with Store.writer(_index_dir(index_dir)) as store:
-        problem = None
-        if not store.faiss_is_current():
-            problem = "missing or stale"
-        else:
-            try:
-                idx = faiss.read_index(str(store.path / FAISS_NAME))
-                ids = np.sort(faiss.vector_to_array(idx.id_map)) if hasattr(idx, "id_map") else None
-                want = np.array(
-                    [
-                        r[0]
-                        for r in store.db.execute("select id from chunks order by id").fetchall()
-                    ],
-                    dtype=np.int64,
-                )
-                if ids is not None and not np.array_equal(ids, want):
-                    problem = "ids differ from SQLite"
-            except RuntimeError as e:
-                problem = f"unreadable ({e})"
+        store.check_integrity()
+        problem = store.verify_faiss()
         if problem is None:
-            click.echo(f"FAISS file is current ({store.chunk_count()} vectors); nothing to do")
+            click.echo(
+                f"index.db is intact and the FAISS file is current ({store.chunk_count()} "
+                "vectors, checksum and a sample of vectors verified); nothing to do"
+            )
             return
         store.write_faiss()
         click.echo(
@@ -677,7 +750,9 @@ def demo(out, index_dir, **kw):
 @cli.command()
 @click.argument("query")
 @_index_option
-@click.option("-k", default=5, show_default=True, help="Results to show.")
+@click.option(
+    "-k", type=click.IntRange(1, 10_000), default=5, show_default=True, help="Results to show."
+)
 @click.option(
     "--mode",
     type=click.Choice(["hybrid", "dense", "bm25", "sparse"]),
@@ -686,8 +761,20 @@ def demo(out, index_dir, **kw):
     help="sparse: the LLM's word weights (an index built with --sparse).",
 )
 @click.option("--path", "path_glob", default=None, help="Only paths matching this glob.")
-@click.option("--type", "suffixes", multiple=True, help="Only this file type, e.g. .md.")
-@click.option("--since-days", type=float, default=None, help="Only files modified recently.")
+@click.option(
+    "--type",
+    "suffixes",
+    multiple=True,
+    callback=lambda ctx, param, values: [_suffix(v) for v in values],
+    help="Only this file type, e.g. .md (repeatable).",
+)
+@click.option(
+    "--since-days",
+    type=float,
+    default=None,
+    callback=lambda ctx, param, value: _days(value),
+    help="Only files modified in the last N days.",
+)
 @click.option(
     "--meta",
     multiple=True,

@@ -330,6 +330,7 @@ class TPEmbedder:
         tp_ranges: Iterable[tuple[int, int] | None],
         output_layers: Iterable[int],
         poolings: Sequence[str] | None = None,
+        *,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
         normalize_embeddings: bool | None = None,

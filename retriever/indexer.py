@@ -8,6 +8,14 @@ A run compares the folder with the ``files`` table:
   re-embedded;
 * vanished paths -> removed with their chunks.
 
+A run takes the writer lock before anything else (a second writer is refused before a model
+loads), and the model is loaded only when something needs embedding: a re-run over an unchanged
+folder compares settings and hashes and touches no weights. Chunk size and overlap are part of
+an index's identity, like its embedder: a run with other values is refused (``--rebuild``
+re-chunks everything), so no index is ever cut two ways. A new FAISS factory is applied to the
+whole index at the end of the run (nothing is re-embedded for that). The index directory may
+not lie inside the folder it indexes, and no index directory's files are ever indexed.
+
 Files are loaded, chunked and embedded in groups of about ``group_chunks`` chunks (so the model
 sees full batches across small files), and each group is written in **one transaction** together
 with a bump of the index generation. A run killed at any point (SIGKILL included) therefore
@@ -26,9 +34,19 @@ import numpy as np
 
 from . import sparse_index
 from .chunking import Chunker
-from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, load, walk
-from .models import sha256_file
-from .store import ADDED, DEFAULT_FACTORY, Store, now
+from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, file_sha256, load, walk
+from .store import (
+    ADDED,
+    DEFAULT_FACTORY,
+    INDEX_FILES,
+    IndexLocationError,
+    Store,
+    is_index_dir,
+    now,
+)
+
+DEFAULT_CHUNK_SIZE = 256
+DEFAULT_OVERLAP = 32
 
 
 @dataclass
@@ -37,23 +55,26 @@ class IndexOptions:
 
     Attributes:
         chunk_size: tokens per chunk (capped so that chunk + prompt fits the model's max length).
-        overlap: tokens repeated between consecutive chunks.
+            None: the index's own, else :data:`DEFAULT_CHUNK_SIZE`.
+        overlap: tokens repeated between consecutive chunks (None: the index's own, else
+            :data:`DEFAULT_OVERLAP`).
         include / exclude: glob patterns on relative paths or names.
         max_bytes: larger files are skipped.
-        faiss_factory: FAISS ``index_factory`` string for a new index; "auto" (the default)
-            builds exact Flat on small indexes and IVF on large ones
-            (:func:`~retriever.store.factory_for`).
+        faiss_factory: FAISS ``index_factory`` string; None: the index's own, else "auto"
+            (exact Flat on small indexes and IVF on large ones,
+            :func:`~retriever.store.factory_for`). A new value on an existing index is applied
+            to all of it (the FAISS file is rebuilt from SQLite).
         group_chunks: chunks embedded and committed together.
         sparse: also store the LLM's sparse words per chunk (:mod:`retriever.sparse_index`);
             once on, later runs keep them up to date.
     """
 
-    chunk_size: int = 256
-    overlap: int = 32
+    chunk_size: int | None = None
+    overlap: int | None = None
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     max_bytes: int = DEFAULT_MAX_BYTES
-    faiss_factory: str = DEFAULT_FACTORY
+    faiss_factory: str | None = None
     group_chunks: int = 64
     sparse: bool = False
 
@@ -72,6 +93,9 @@ class SyncReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     sparse_chunks: int = 0  # chunks whose sparse words were computed in this run
+    # False when nothing needed the embedder: a lazy one then never loads its weights.
+    model_loaded: bool = True
+    faiss_factory: tuple[str, str] | None = None  # (old, new) when this run changed it
 
     @property
     def chunks_per_second(self) -> float:
@@ -90,6 +114,8 @@ class SyncReport:
             "embed_seconds": round(self.embed_seconds, 2),
             "sparse_chunks": self.sparse_chunks,
             "chunks_per_second": round(self.chunks_per_second, 2),
+            "model_loaded": self.model_loaded,
+            "faiss_factory": list(self.faiss_factory) if self.faiss_factory else None,
         }
 
 
@@ -113,11 +139,25 @@ class Indexer:
     def __init__(self, embedder, options: IndexOptions | None = None):
         self.embedder = embedder
         self.options = options or IndexOptions()
-        # Leave room for the prompt around the chunk (plus a little for boundary merges).
-        overhead = len(embedder.tokenize("x").ids)
-        limit = embedder.config.max_length - overhead - 8
-        size = min(self.options.chunk_size, limit)
-        self.chunker = Chunker(embedder.tokenizer, size, min(self.options.overlap, size // 2))
+        self._chunker: Chunker | None = None
+        self._chunking = {
+            "chunk_size": self.options.chunk_size or DEFAULT_CHUNK_SIZE,
+            "overlap": self.options.overlap
+            if self.options.overlap is not None
+            else DEFAULT_OVERLAP,
+        }
+
+    @property
+    def chunker(self) -> Chunker:
+        """The chunker for the run's chunking settings (needs the model's tokenizer)."""
+        if self._chunker is None:
+            # Leave room for the prompt around the chunk (plus a little for boundary merges).
+            overhead = len(self.embedder.tokenize("x").ids)
+            limit = self.embedder.config.max_length - overhead - 8
+            size = min(self._chunking["chunk_size"], limit)
+            overlap = min(self._chunking["overlap"], size // 2)
+            self._chunker = Chunker(self.embedder.tokenizer, size, overlap)
+        return self._chunker
 
     def sync(
         self,
@@ -132,38 +172,44 @@ class Indexer:
         Args:
             root: the folder.
             index_dir: the index directory (created if needed).
-            rebuild: drop everything first (e.g. to change embedder settings).
+            rebuild: drop everything first (e.g. to change embedder or chunking settings); a
+                damaged index.db is moved aside and a new one started.
             progress: show a tqdm bar.
             on_progress: called as ``on_progress(files_done, files_to_embed)`` (for UIs).
 
         Raises:
             IndexLockedError: another writer is active.
-            IndexMismatchError: the index holds another folder or another embedder's vectors.
+            IndexMismatchError: the index holds another folder, another embedder's vectors or
+                other chunking settings.
+            IndexLocationError: the index directory lies inside ``root``.
+            IndexCorruptError: index.db is damaged (``rebuild`` starts afresh).
         """
         t0 = time.perf_counter()
         root = Path(root).resolve()
-        report = SyncReport()
-        with Store.writer(index_dir) as store:
-            sparse = self.options.sparse or store.meta_value("sparse_scale") is not None  # stays on
+        check_location(root, Path(index_dir))
+        report = SyncReport(model_loaded=False)
+        # The lock comes first: a second writer is refused before any model loads.
+        with Store.writer(index_dir, recover=rebuild) as store:
+            opts = self.options
+            sparse = opts.sparse or store.meta_value("sparse_scale") is not None  # stays on
+            given = {"chunk_size": opts.chunk_size, "overlap": opts.overlap}
             if rebuild:
-                with store.db.atomic():
-                    # Folder files go (chunks cascade); texts added through the API stay and
-                    # are re-embedded below, since the folder cannot give them back. Their
-                    # sparse words follow the vectors, so they go too.
-                    store.db.execute("delete from files where status != ?", [ADDED])
-                    store.db.execute("delete from sparse_terms")
-                    generation = int(store.meta().get("generation", 0))
-                    store.db.execute("delete from meta")
-            store.bind(
-                root, self.embedder.describe(), self.embedder.dimension, self.options.faiss_factory
-            )
-            # Before any embedding, so an embedder that cannot give sparse words fails at once.
-            encoder = self._sparse_encoder(store) if sparse else None
-            if rebuild:
-                # Keep the generation counter monotonic so no old FAISS stamp can match.
-                store.set_meta(generation=generation + 1)
-                self._reembed_added(store, report)
+                self._start_over(store)
+            else:
+                store.check_root(root)
+                store.check_settings(_settings(self.embedder))
+                self._chunking = {**self._chunking, **store.check_chunking(given)}
+            bound = store.meta_value("fingerprint") is not None
+            if not bound:
+                self._bind(store, root, report)
+                if rebuild:
+                    self._reembed_added(store, report)
+            self._apply_factory(store, report)
             todo = self._plan(store, root, report)
+            if todo or (sparse and sparse_index.pending(store)):
+                self._bind(store, root, report)  # loads the model, checks its fingerprint
+            # Before any embedding, so an embedder that cannot give sparse words fails at once.
+            encoder = self._sparse_encoder(store) if sparse and report.model_loaded else None
             self._embed_all(store, root, todo, report, progress, on_progress)
             if encoder is not None:
                 t = time.perf_counter()
@@ -173,6 +219,37 @@ class Indexer:
                 store.write_faiss()
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _start_over(self, store: Store) -> None:
+        """``--rebuild``: folder files go (chunks cascade); texts added through the API stay
+        and are re-embedded, since the folder cannot give them back. Their sparse words follow
+        the vectors, so they go too."""
+        with store.db.atomic():
+            store.db.execute("delete from files where status != ?", [ADDED])
+            store.db.execute("delete from sparse_terms")
+            # Keep the generation counter monotonic so no old FAISS stamp can match.
+            generation = int(store.meta_value("generation") or 0)
+            store.db.execute("delete from meta")
+            store.set_meta(generation=generation + 1)
+
+    def _bind(self, store: Store, root: Path, report: SyncReport) -> None:
+        """Record (new index) or check (existing) the embedder; this loads the model."""
+        if report.model_loaded:
+            return
+        factory = self.options.faiss_factory or DEFAULT_FACTORY
+        info = self.embedder.describe()
+        report.model_loaded = True
+        store.bind(root, info, self.embedder.dimension, factory, dict(self._chunking))
+        if store.meta_value("chunking") is None:  # an index from before chunking was recorded
+            store.set_meta(chunking=dict(self._chunking))
+
+    def _apply_factory(self, store: Store, report: SyncReport) -> None:
+        """A FAISS factory given for an existing index replaces its own, for all of it."""
+        new, old = self.options.faiss_factory, store.meta_value("faiss_factory")
+        if new is None or old is None or new == old:
+            return
+        store.set_meta(faiss_factory=new, faiss_file=None)  # the file is rebuilt at the end
+        report.faiss_factory = (old, new)
 
     def _sparse_encoder(self, store: Store):
         """The index's sparse encoder; a new sparse index records its logit scale first."""
@@ -189,7 +266,24 @@ class Indexer:
         known = {r["path"]: r for r in store.db["files"].rows_where("status != ?", [ADDED])}
         seen: set[str] = set()
         todo: list[tuple[FileStat, str, dict | None]] = []
-        for f in walk(root, opts.include, opts.exclude, skip=[store.path]):
+
+        def passed_over(f: FileStat, reason: str) -> None:
+            seen.add(f.rel)
+            row = known.get(f.rel)
+            if not (row and row["status"] == "skipped" and row["reason"] == reason):
+                self._write_skip(store, f, None, row, reason)
+            report.skipped.append((f.rel, reason))
+
+        files = walk(
+            root,
+            opts.include,
+            opts.exclude,
+            skip=[store.path],
+            on_skip=passed_over,
+            skip_dir=is_index_dir,
+            skip_names=lambda d: INDEX_FILES if is_index_dir(d) else frozenset(),
+        )
+        for f in files:
             seen.add(f.rel)
             row = known.get(f.rel)
             if row and row["size"] == f.size and row["mtime_ns"] == f.mtime_ns:
@@ -202,9 +296,9 @@ class Indexer:
                 report.skipped.append((f.rel, f"larger than {opts.max_bytes} bytes"))
                 continue
             try:
-                sha = sha256_file(root / f.rel)
-            except OSError as e:
-                reason = "permission denied" if isinstance(e, PermissionError) else str(e)
+                sha = file_sha256(root / f.rel)
+            except (SkipFile, OSError) as e:
+                reason = str(e) if isinstance(e, SkipFile) else f"unreadable ({e.strerror or e})"
                 self._write_skip(store, f, None, row, reason)
                 report.skipped.append((f.rel, reason))
                 continue
@@ -368,3 +462,27 @@ class Indexer:
                 store.db["chunks"].insert_all(p.rows)
                 report.chunks += len(p.rows)
             store.bump_generation()
+
+
+def check_location(root: Path, index_dir: Path) -> None:
+    """Refuse an index directory inside the folder it indexes (or the folder itself).
+
+    Raises:
+        IndexLocationError: with the way out.
+    """
+    here = Path(index_dir).expanduser().resolve()
+    root = Path(root).resolve()
+    if here == root or here.is_relative_to(root):
+        raise IndexLocationError(
+            f"the index directory {here} lies inside the folder being indexed ({root}); its "
+            "files would be mixed with your documents. Use a bare name (--index NAME, kept "
+            "under $TPR_HOME/indexes) or a path outside the folder"
+        )
+
+
+def _settings(embedder) -> dict:
+    """The embedder's settings as a dict, without loading a lazy embedder's model."""
+    from dataclasses import asdict, is_dataclass
+
+    config = getattr(embedder, "requested_config", None) or embedder.config
+    return asdict(config) if is_dataclass(config) else {}

@@ -1,6 +1,9 @@
 """Nearest-neighbour inspection over an index: what the UI shows beside search results.
 
-Everything works from the stored vectors (SQLite) and the FAISS index; nothing is re-embedded.
+Neighbours, near-duplicates and the map work from the stored vectors (SQLite) and the FAISS
+index, searched with the same parameters as search itself (nprobe / efSearch on approximate
+indexes); only the query is embedded, with the query prompt search uses. :func:`compare_tp`
+re-embeds the candidates without TP (that is its point).
 :func:`highlight` turns document text into *safe* markdown: every markdown and HTML character of
 the document is escaped, so a document can never inject links, images or markup into the page;
 only the query's words are then wrapped in ``**``.
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .search import Searcher
+from .search import Searcher, search_params
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
@@ -81,7 +84,7 @@ def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]
     """The k chunks most similar to ``chunk_id`` (itself excluded), by stored vectors."""
     q = chunk_vector(searcher, chunk_id)[None]
     index = searcher.faiss
-    scores, ids = index.search(q, min(k + 1, index.ntotal))
+    scores, ids = index.search(q, min(k + 1, index.ntotal), params=search_params(index))
     hits = [
         (int(i), float(s))
         for i, s in zip(ids[0], scores[0], strict=True)
@@ -123,8 +126,11 @@ def near_duplicates(
     """Pairs of different chunks whose cosine similarity is at least ``threshold``."""
     pairs: dict[tuple[int, int], float] = {}
     index = searcher.faiss
+    params = search_params(index)
     for ids, vecs in searcher.store.iter_vectors(batch=2048):
-        scores, found = index.search(np.ascontiguousarray(vecs), min(per_chunk + 1, index.ntotal))
+        scores, found = index.search(
+            np.ascontiguousarray(vecs), min(per_chunk + 1, index.ntotal), params=params
+        )
         for a, row_ids, row_s in zip(ids, found, scores, strict=True):
             for b, s in zip(row_ids, row_s, strict=True):
                 if b >= 0 and b != a and s >= threshold:
@@ -176,9 +182,10 @@ def compare_tp(searcher: Searcher, query: str, candidates: int = 20, twin=None) 
     if not hits:
         return []
     ids = [h.chunk_id for h in hits]
-    tp_scores = searcher._vectors(ids) @ searcher.embedder.encode(query)
+    # The query as search embeds it (the index's query prompt), on both sides.
+    tp_scores = searcher._vectors(ids) @ searcher.embed_query(query)
     twin = twin or vanilla_twin(searcher.embedder)
-    van = twin.encode([h.text for h in hits]) @ twin.encode(query)
+    van = twin.encode([h.text for h in hits]) @ twin.encode_query(query)
     tp_rank = {ids[i]: r for r, i in enumerate(np.argsort(-tp_scores), start=1)}
     van_rank = {ids[i]: r for r, i in enumerate(np.argsort(-van), start=1)}
     rows = [
@@ -210,7 +217,7 @@ def pca_map(searcher: Searcher, query: str, chunk_ids: list[int], per_chunk: int
                 ids.append(n.chunk_id)
     if not ids:
         return []
-    vecs = np.vstack([searcher.embedder.encode(query)[None], searcher._vectors(ids)])
+    vecs = np.vstack([searcher.embed_query(query)[None], searcher._vectors(ids)])
     centred = vecs - vecs.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T

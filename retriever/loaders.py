@@ -2,14 +2,26 @@
 
 A file that cannot be turned into text raises :class:`SkipFile` with a reason a person can act
 on; the indexer records it and goes on. Walking never leaves the root: directory symlinks are not
-followed and a file symlink is taken only if its target lies inside the root.
+followed and a file symlink is taken only if its target lies inside the root. What the walk
+passes over that a user may have expected to be indexed (symlinks leading out, dangling or in a
+loop; FIFOs, sockets and devices) is reported with its reason, never opened: opening a FIFO
+would wait forever for a writer.
+
+Text is decoded as UTF-8 (BOM allowed), UTF-16 with a BOM, or UTF-16 without one when the bytes
+have UTF-16's shape (a NUL beside nearly every ASCII character); anything else with NUL bytes is
+binary. No NUL character ever reaches a chunk: a few stray NULs in otherwise good text are
+dropped, since SQLite, FTS5 and tokenizers treat NUL as an end of string.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
+import hashlib
+import io
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,29 +133,50 @@ def walk(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     skip: Sequence[Path] = (),
+    on_skip: Callable[[FileStat, str], None] | None = None,
+    skip_dir: Callable[[Path], bool] | None = None,
+    skip_names: Callable[[Path], frozenset[str]] | None = None,
 ) -> Iterator[FileStat]:
-    """Yield the files under ``root`` that indexing should look at, sorted by path.
+    """Yield the regular files under ``root`` that indexing should look at, sorted by path.
 
     Args:
         root: the folder.
         include: glob patterns (on the relative path or the name); when given, only matches.
         exclude: glob patterns to leave out.
         skip: folders never to enter (e.g. the index itself when it lies inside the root).
+        on_skip: called with (entry, reason) for each entry passed over that a person might
+            have expected to be indexed: symlinks leading outside the root, dangling or in a
+            loop, directory symlinks, and anything that is not a regular file.
+        skip_dir: folders for which this returns True are not entered (e.g. index folders).
+        skip_names: names to pass over silently in a folder (e.g. an index's own files).
     """
     root = root.resolve()
     skip_set = {p.resolve() for p in skip}
+
+    def passed_over(rel: str, reason: str) -> None:
+        if on_skip is not None:
+            on_skip(FileStat(rel, 0, 0), reason)
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in SKIP_DIRS
-            and not d.startswith(".")
-            and (here / d) not in skip_set
-            and not (here / d / "pyvenv.cfg").exists()
-        )
+        keep = []
+        for d in sorted(dirnames):
+            if d in SKIP_DIRS or d.startswith("."):
+                continue
+            path = here / d
+            if path.is_symlink():
+                # os.walk lists directory symlinks here and never descends into them.
+                passed_over(path.relative_to(root).as_posix(), "symlink to a folder (not followed)")
+                continue
+            if path in skip_set or (path / "pyvenv.cfg").exists():
+                continue
+            if skip_dir is not None and skip_dir(path):
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        names = skip_names(here) if skip_names is not None else frozenset()
         for name in sorted(filenames):
-            if name.startswith("."):
+            if name.startswith(".") or name in names:
                 continue
             path = here / name
             rel = path.relative_to(root).as_posix()
@@ -152,26 +185,112 @@ def walk(
             if exclude and _matches(rel, exclude):
                 continue
             if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(root) or not target.is_file():
+                try:
+                    target = path.resolve(strict=True)
+                except RuntimeError:  # Python < 3.13 raises this for a loop
+                    passed_over(rel, "symlink loop")
+                    continue
+                except OSError as e:
+                    loop = e.errno == errno.ELOOP
+                    passed_over(rel, "symlink loop" if loop else "broken symlink (target missing)")
+                    continue
+                if not target.is_relative_to(root):
+                    passed_over(rel, "symlink to outside the folder")
                     continue
             try:
                 st = path.stat()
-            except OSError:
+            except OSError as e:
+                passed_over(rel, f"cannot read its details ({e.strerror or e})")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                passed_over(rel, "not a regular file")  # FIFO, socket, device: never opened
                 continue
             yield FileStat(rel, st.st_size, st.st_mtime_ns)
 
 
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; never blocks on a FIFO that replaced it since the walk.
+
+    Raises:
+        SkipFile: not a regular file, or permission denied.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except PermissionError:
+        raise SkipFile("permission denied") from None
+    except IsADirectoryError:
+        raise SkipFile("not a regular file") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SkipFile("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a regular file, read in blocks (never opens a FIFO or device).
+
+    Raises:
+        SkipFile: not a regular file, or permission denied.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except PermissionError:
+        raise SkipFile("permission denied") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SkipFile("not a regular file")
+        h = hashlib.sha256()
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _utf16_order(data: bytes) -> str | None:
+    """ "utf-16-le" / "utf-16-be" when BOM-less bytes have UTF-16's shape, else None.
+
+    Text in UTF-16 that is mostly Latin script has a NUL as the high byte of nearly every
+    character: at odd offsets for little-endian, even ones for big-endian. Binary data does not
+    put NULs on one side only.
+    """
+    head = data[:8192]
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    nul_even, nul_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if nul_odd > 0.6 and nul_even < 0.05:
+        return "utf-16-le"
+    if nul_even > 0.6 and nul_odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
 def decode_text(data: bytes) -> str:
-    """UTF-8 (BOM allowed), UTF-16 with a BOM, or UTF-8 with a few bad bytes replaced.
+    """UTF-8 (BOM allowed), UTF-16 with or without a BOM, or UTF-8 with a few bad bytes
+    replaced. A few stray NUL bytes in text are dropped; more make the file binary.
 
     Raises:
         SkipFile: for binary data or text that is not sensibly UTF-8.
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if b"\x00" in data[:8192]:
-        raise SkipFile("binary file (contains NUL bytes)")
+        return _no_nul(data.decode("utf-16", errors="replace"))
+    nuls = data.count(0)
+    if nuls:
+        order = _utf16_order(data)
+        if order is not None and len(data) % 2 == 0:
+            try:
+                return _no_nul(data.decode(order))
+            except UnicodeDecodeError:
+                pass
+        # A NUL in the first block, or more than one byte in a thousand: binary data.
+        if b"\x00" in data[:8192] or nuls > len(data) // 1000:
+            raise SkipFile("binary file (contains NUL bytes)")
+        data = data.replace(b"\x00", b"")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -180,6 +299,10 @@ def decode_text(data: bytes) -> str:
         if bad <= max(1, len(text) // 200):  # a stray byte or two: keep the text
             return text
         raise SkipFile(f"not UTF-8 text ({bad} undecodable bytes); convert it to UTF-8") from None
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "")
 
 
 def _html(data: bytes) -> str:
@@ -192,17 +315,17 @@ def _html(data: bytes) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _pdf(path: Path) -> Document:
+def _pdf(data: bytes) -> Document:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise SkipFile("encrypted PDF (needs a password)")
         parts, pages, offset = [], [], 0
         for number, page in enumerate(reader.pages, start=1):
-            text = (page.extract_text() or "").strip()
+            text = _no_nul(page.extract_text() or "").strip()
             if not text:
                 continue
             pages.append((number, offset))
@@ -228,16 +351,14 @@ def load(path: Path) -> Document:
     suffix = path.suffix.lower()
     if suffix in BINARY_SUFFIXES:
         raise SkipFile(f"binary format ({suffix})")
+    data = read_regular(path)
     try:
         if suffix == ".pdf":
-            doc = _pdf(path)
+            doc = _pdf(data)
         else:
-            data = path.read_bytes()
             doc = Document(_html(data) if suffix in HTML_SUFFIXES else decode_text(data))
     except PermissionError:
         raise SkipFile("permission denied") from None
-    except IsADirectoryError:
-        raise SkipFile("not a regular file") from None
     if not doc.text.strip():
         raise SkipFile("empty (no text)")
     return doc

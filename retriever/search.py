@@ -25,9 +25,12 @@ returns k results whenever k chunks match, instead of filtering a top-k after th
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
+import math
 import re
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -38,9 +41,11 @@ import numpy as np
 
 from . import sparse_index
 from .errors import ConfigError, EmptyInputError
-from .store import ADDED, API_PREFIX, IndexMismatchError, Store
+from .store import ADDED, API_PREFIX, IndexMismatchError, Store, corrupt_error
 
 MODES = ("hybrid", "dense", "bm25", "sparse")
+MAX_K = 10_000  # results (and fusion candidates) per search: more is a mistake, not a need
+_INT64 = (-(2**63), 2**63 - 1)
 FUSIONS = ("rrf", "score")
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
 RRF_K = 60
@@ -100,6 +105,26 @@ class Filter:
     modified_before: float | None = None
     metadata: dict[str, Any] | None = field(default=None, hash=False)
 
+    def __post_init__(self) -> None:
+        for name in ("modified_after", "modified_before"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}")
+        if isinstance(self.suffixes, str) or not all(isinstance(x, str) for x in self.suffixes):
+            raise ConfigError(
+                f"suffixes must be a tuple of strings like ('.md',), not {self.suffixes!r}"
+            )
+        if self.path_glob is not None and not isinstance(self.path_glob, str):
+            raise ConfigError(f"path_glob must be a string, not {self.path_glob!r}")
+        if self.metadata is not None:
+            if not isinstance(self.metadata, dict):
+                raise ConfigError(f"metadata must be a dict, not {type(self.metadata).__name__}")
+            metadata_clause(self.metadata)  # validates keys and values now, not mid-search
+
     def __bool__(self) -> bool:
         return bool(
             self.path_glob
@@ -117,15 +142,26 @@ def metadata_clause(metadata: dict[str, Any]) -> tuple[list[str], list]:
         ConfigError: a key with a double quote, or a value that is not a scalar.
     """
     where, params = [], []
+    # json_valid first: a row stored by an older version with invalid JSON (NaN) matches
+    # nothing instead of failing every filtered search of the index.
+    field = "(case when json_valid(c.metadata) then json_extract(c.metadata, ?) end)"
     for key, value in metadata.items():
         if not isinstance(key, str) or '"' in key:
             raise ConfigError(f"metadata filter key {key!r} must be a string without '\"'")
         path = f'$."{key}"'
         if value is None:
-            where.append("json_extract(c.metadata, ?) is null")
+            where.append(f"{field} is null")
             params.append(path)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"metadata filter {key}={value!r}: NaN and infinity never match")
+        elif (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not (_INT64[0] <= value <= _INT64[1])
+        ):
+            raise ConfigError(f"metadata filter {key}={value!r}: integers must fit in 64 bits")
         elif isinstance(value, (str, int, float, bool)):
-            where.append("json_extract(c.metadata, ?) = ?")
+            where.append(f"{field} = ?")
             params += [path, value]
         else:
             raise ConfigError(
@@ -257,6 +293,29 @@ def score_fusion(
 FUSE = {"rrf": rrf, "score": score_fusion}
 
 
+def _ns(seconds: float) -> int:
+    """Seconds -> nanoseconds, clamped to SQLite's integers (no file is that old or new)."""
+    return int(min(max(seconds * 1e9, -9.2e18), 9.2e18))
+
+
+def _like_literal(text: str) -> str:
+    """``text`` lower-cased with LIKE's wildcards escaped (escape character ``\\``)."""
+    return re.sub(r"([\\%_])", r"\\\1", text.lower())
+
+
+def check_k(value, name: str = "k") -> int:
+    """A result count from a caller: an int in 1..MAX_K.
+
+    Raises:
+        ConfigError: anything else, with the allowed range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
+    if not 1 <= value <= MAX_K:
+        raise ConfigError(f"{name} must be between 1 and {MAX_K}, not {value}")
+    return int(value)
+
+
 class Searcher:
     """Searches one index with the embedder it was built with.
 
@@ -290,6 +349,11 @@ class Searcher:
         self._sparse = None  # the sparse encoder, made on the first sparse search
         self._df: dict[str, int] = {}  # document frequency per query word, for this generation
         self._df_generation = None
+        self._n_chunks = 0  # chunks at _df_generation
+        # Cosine scores are clipped to [-1, 1]: float error can pass 1 by 1e-7, and no score
+        # outside the cosine's range may ever leave a dense search (indexes that store
+        # unnormalised vectors on purpose keep their raw inner products).
+        self._cosine = bool((self.meta.get("embedder") or {}).get("normalize", True))
 
     def close(self) -> None:
         if self._executor is not None:
@@ -328,14 +392,16 @@ class Searcher:
         where, params = [], []
         if flt.modified_after is not None:
             where.append("f.mtime_ns >= ?")
-            params.append(int(flt.modified_after * 1e9))
+            params.append(_ns(flt.modified_after))
         if flt.modified_before is not None:
             where.append("f.mtime_ns <= ?")
-            params.append(int(flt.modified_before * 1e9))
+            params.append(_ns(flt.modified_before))
         if flt.suffixes:
-            where.append("(" + " or ".join("lower(f.path) like ?" for _ in flt.suffixes) + ")")
+            # LIKE with its wildcards escaped: "--type _xt" must not match ".txt".
+            like = "lower(f.path) like ? escape '\\'"
+            where.append("(" + " or ".join(like for _ in flt.suffixes) + ")")
             params += [
-                "%" + s.lower() if s.startswith(".") else "%." + s.lower() for s in flt.suffixes
+                "%" + _like_literal(s if s.startswith(".") else "." + s) for s in flt.suffixes
             ]
         if flt.metadata:
             more_where, more_params = metadata_clause(flt.metadata)
@@ -380,8 +446,12 @@ class Searcher:
         sel = faiss.IDSelectorBatch(allowed) if allowed is not None else None
         params = search_params(index, sel)  # `sel` stays referenced while FAISS searches
 
+        cosine = self._cosine
+
         def run() -> list[tuple[int, float]]:
             scores, ids = index.search(q, min(k, index.ntotal or 1), params=params)
+            if cosine:
+                scores = np.clip(scores, -1.0, 1.0)
             return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
         return run
@@ -483,7 +553,13 @@ class Searcher:
         Raises:
             EmptyInputError: empty query. ConfigError: unknown mode or bad k.
         """
-        with self._lock:  # one SQLite connection and one FAISS index, shared by threads
+        k = check_k(k)
+        fetch_k = check_k(fetch_k, "fetch_k")
+        if min_score is not None and not math.isfinite(min_score):
+            raise ConfigError(f"min_score must be a finite number, not {min_score!r}")
+        if not 0.0 <= lambda_mult <= 1.0:
+            raise ConfigError(f"lambda_mult must be between 0 and 1, not {lambda_mult!r}")
+        with self._lock, self._damage_named():  # one SQLite connection and one FAISS index
             return self._search(
                 query,
                 k,
@@ -498,6 +574,14 @@ class Searcher:
                 fusion,
             )
 
+    @contextlib.contextmanager
+    def _damage_named(self):
+        """A damaged index.db read mid-search raises IndexCorruptError naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise corrupt_error(self.store.path, e) from None
+
     def _search(
         self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, qvec, fusion
     ) -> list[Result]:
@@ -505,8 +589,6 @@ class Searcher:
             raise EmptyInputError("the query is empty; type something to search for")
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; choose {', '.join(MODES)}")
-        if k < 1:
-            raise ConfigError("k must be at least 1")
         if fusion is None:
             fusion, default_weights = self.default_hybrid()
             weights = weights or default_weights

@@ -62,6 +62,15 @@ def query_bag(encoder: SparseEncoder, embedder, query: str, qvec: np.ndarray) ->
     return encoder.encode([query], last)[0]
 
 
+def pending(store) -> bool:
+    """Whether any chunk still lacks its sparse words."""
+    row = store.db.execute(
+        "select 1 from chunks where not exists "
+        "(select 1 from sparse_terms s where s.chunk_id = chunks.id) limit 1"
+    ).fetchone()
+    return row is not None
+
+
 def catch_up(
     store, embedder, encoder: SparseEncoder, on_batch: Callable[[int], None] | None = None
 ) -> int:

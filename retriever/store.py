@@ -1,11 +1,16 @@
 """One index = one directory: ``index.db`` (SQLite, the source of truth) + ``vectors.faiss``.
 
 SQLite holds everything, vectors included (float32 blobs), and is changed only through
-:mod:`retriever.migrations`. The FAISS file is a derived cache: ``vectors.json`` beside it records
-the generation (a counter in SQLite bumped by every change to the chunks) and the vector count it
-was built from. When the file is missing, stale or unreadable, the index is rebuilt from SQLite;
-nothing is ever re-embedded for that. Nothing is pickled: FAISS has its own binary format and
-everything else is JSON or SQL.
+:mod:`retriever.migrations`. The FAISS file is a derived cache. When it is written, SQLite's meta
+table records its stamp: the generation (a counter bumped by every change to the chunks) and the
+vector count it was built from, and the file's sha256. Opening the file hashes it while FAISS
+reads it (one pass over the bytes), so flipped bytes, a swapped id map or replaced vectors are
+caught, not searched. A missing, stale or damaged file is rebuilt from SQLite; nothing is ever
+re-embedded for that. Nothing is pickled: FAISS has its own binary format and everything else
+is JSON or SQL.
+
+A damaged ``index.db`` (not a database, truncated, malformed pages) raises
+:class:`IndexCorruptError` naming the file and the way out, never a raw ``sqlite3`` error.
 
 Writers take an exclusive ``flock`` on ``lock`` (the OS releases it if the process dies, so no
 stale locks); a second writer gets :class:`IndexLockedError` naming the holder's PID. Readers
@@ -14,10 +19,13 @@ need no lock: SQLite runs in WAL mode, so they see the last committed state whil
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -60,6 +68,22 @@ def factory_for(factory: str, n: int) -> str:
 ADDED = "added"
 API_PREFIX = "vectorstore://"
 DB_NAME, FAISS_NAME, FAISS_META, LOCK_NAME = "index.db", "vectors.faiss", "vectors.json", "lock"
+# Every file an index directory may hold (vectors.json is the stamp file of older versions; the
+# stamp now lives in SQLite). A folder walk never yields these from an index directory.
+INDEX_FILES = frozenset(
+    {
+        DB_NAME,
+        DB_NAME + "-wal",
+        DB_NAME + "-shm",
+        DB_NAME + "-journal",
+        FAISS_NAME,
+        FAISS_NAME + ".tmp",
+        FAISS_META,
+        FAISS_META + ".tmp",
+        LOCK_NAME,
+    }
+)
+log = logging.getLogger("retriever")
 
 
 class IndexError_(TPRError):
@@ -78,6 +102,28 @@ class IndexNotFoundError(IndexError_):
     """No index at that path."""
 
 
+class IndexCorruptError(IndexError_):
+    """``index.db`` is damaged or is not an index database."""
+
+
+class IndexLocationError(IndexError_):
+    """The index directory would lie inside the folder it indexes."""
+
+
+def is_index_dir(path: Path) -> bool:
+    """Whether ``path`` looks like a tp-retriever index directory (``index.db`` + ``lock``)."""
+    return (path / DB_NAME).is_file() and (path / LOCK_NAME).exists()
+
+
+def corrupt_error(path: Path, cause: object) -> IndexCorruptError:
+    """The error for a damaged ``index.db``: which file, and what to do."""
+    return IndexCorruptError(
+        f"the index database {Path(path) / DB_NAME} is damaged ({cause}); nothing in it can be "
+        "trusted. Re-index the folder with `tpr index FOLDER --index "
+        f"{path} --rebuild` (the damaged file is kept beside it as {DB_NAME}.damaged-*)"
+    )
+
+
 def indexes_home() -> Path:
     """Where named indexes live: ``$TPR_HOME/indexes`` (default ``~/.local/share/tp-retriever``,
     or under ``$XDG_DATA_HOME``)."""
@@ -90,13 +136,21 @@ def indexes_home() -> Path:
 def resolve_index(name_or_path: str | Path | None) -> Path:
     """An index directory from a path, a bare name (under :func:`indexes_home`) or None.
 
-    None means ``$TPR_INDEX`` if set, else the index named ``default``.
+    A bare name (no ``/``, not starting with ``.`` or ``~``) *always* means
+    ``indexes_home() / NAME``, even when a file or folder of that name exists in the current
+    directory: ``tpr index ~/notes --index notes`` run from ``~`` must never write into
+    ``~/notes``. Anything else is a path. None means ``$TPR_INDEX`` if set, else the index named
+    ``default``.
     """
     if name_or_path is None:
         env = os.environ.get("TPR_INDEX")
         return Path(env).expanduser() if env else indexes_home() / "default"
+    if isinstance(name_or_path, Path):
+        return name_or_path.expanduser()
     text = str(name_or_path)
-    if "/" in text or text.startswith(".") or Path(text).exists():
+    if not text.strip():
+        raise IndexNotFoundError("the index name is empty; give a NAME or a path")
+    if "/" in text or text.startswith((".", "~")) or os.sep in text:
         return Path(text).expanduser()
     return indexes_home() / text
 
@@ -105,11 +159,14 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+RUNTIME_KEYS = ("batch_size", "device", "dtype")
+
+
 def config_diff(old: dict, new: dict) -> list[str]:
     """Human-readable differences between two embedder descriptions."""
     out = []
     for key in sorted(set(old) | set(new)):
-        if key in ("batch_size", "device", "dtype"):
+        if key in RUNTIME_KEYS:
             continue
         if old.get(key) != new.get(key):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
@@ -140,47 +197,121 @@ class Store:
 
         Raises:
             IndexNotFoundError: when there is no index there.
+            IndexCorruptError: ``index.db`` is damaged, empty or holds no index.
         """
         path = Path(path)
-        if not (path / DB_NAME).exists():
+        db_file = path / DB_NAME
+        if not db_file.is_file():
             raise IndexNotFoundError(
                 f"no index at {path}: build one with `tpr index FOLDER --index {path}`"
             )
-        store = cls(path)
-        if migrations.pending(store.db):
-            # An index from an older version: upgrade it in place (migrations only add tables
-            # and columns), under the writer lock so no sync runs meanwhile.
-            try:
-                store._acquire()
-                store.db.enable_wal()
-                migrations.apply(store.db)
-            except IndexLockedError:
-                store.close()
-                raise
-            except (OSError, sqlite3.Error) as e:
-                store.close()
-                raise IndexMismatchError(
-                    f"index at {path} needs a schema upgrade and could not be upgraded ({e}); "
-                    "run `tpr index` on it with write access"
-                ) from None
-            finally:
-                store._release()
+        if db_file.stat().st_size == 0:
+            raise corrupt_error(path, "the file is empty (0 bytes)")
+        try:
+            store = cls(path)
+        except sqlite3.DatabaseError as e:
+            raise corrupt_error(path, e) from None
+        try:
+            store._check_tables()
+            if migrations.pending(store.db):
+                store._upgrade()
+            if store.meta_value("fingerprint") is None:
+                raise IndexCorruptError(
+                    f"index {path} records no embedder: its first `tpr index` run stopped "
+                    f"before it began. Run `tpr index FOLDER --index {path}` again"
+                )
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as e:
+            store.close()
+            raise corrupt_error(path, e) from None
+        except TPRError:
+            store.close()
+            raise
         return store
 
+    def _check_tables(self) -> None:
+        """Reads the schema (a garbage file fails here) and checks that it is an index's."""
+        tables = {r[0] for r in self.db.execute("select name from sqlite_master")}
+        if "meta" not in tables or "chunks" not in tables:
+            raise sqlite3.DatabaseError("it holds no tp-retriever index tables")
+
+    def _upgrade(self) -> None:
+        # An index from an older version: upgrade it in place (migrations only add tables
+        # and columns), under the writer lock so no sync runs meanwhile.
+        try:
+            self._acquire()
+            self.db.enable_wal()
+            migrations.apply(self.db)
+        except IndexLockedError:
+            raise
+        except OSError as e:
+            raise IndexMismatchError(
+                f"index at {self.path} needs a schema upgrade and could not be upgraded ({e}); "
+                "run `tpr index` on it with write access"
+            ) from None
+        finally:
+            self._release()
+
     @classmethod
-    def writer(cls, path: Path) -> Store:
+    def writer(cls, path: Path, recover: bool = False) -> Store:
         """Open (creating if needed) for writing: takes the lock and applies migrations.
+
+        Args:
+            path: the index directory.
+            recover: a damaged ``index.db`` is moved aside (``index.db.damaged-<time>``) and a
+                new, empty one is started, instead of raising (``tpr index --rebuild``).
 
         Raises:
             IndexLockedError: when another process holds the writer lock.
+            IndexCorruptError: ``index.db`` is damaged (and ``recover`` is off).
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        store = cls(path)
-        store._acquire()
-        store.db.enable_wal()
-        migrations.apply(store.db)
+        db_file = path / DB_NAME
+        # A 0-byte index.db beside a FAISS file once held an index; alone it is a new one
+        # whose first run stopped before SQLite wrote a page.
+        emptied = db_file.is_file() and db_file.stat().st_size == 0 and (path / FAISS_NAME).exists()
+        try:
+            store = cls(path)
+        except sqlite3.DatabaseError as e:
+            raise corrupt_error(path, e) from None
+        try:
+            store._acquire()
+        except IndexLockedError:
+            store.db.close()
+            raise
+        try:
+            if emptied:
+                raise sqlite3.DatabaseError("the file is empty (0 bytes)")
+            store.db.enable_wal()
+            migrations.apply(store.db)
+            store._check_tables()
+            store.meta()  # every value decodes
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as e:
+            if not recover:
+                store.close()
+                raise corrupt_error(path, e) from None
+            store._move_aside(str(e))
         return store
+
+    def _move_aside(self, cause: str) -> None:
+        """Keep a damaged index.db as ``index.db.damaged-<time>`` and start an empty one."""
+        self.db.close()
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+        os.replace(self.path / DB_NAME, self.path / f"{DB_NAME}.damaged-{stamp}")
+        for name in (DB_NAME + "-wal", DB_NAME + "-shm", FAISS_NAME, FAISS_META):
+            (self.path / name).unlink(missing_ok=True)
+        log.warning(
+            "%s was damaged (%s): kept as %s.damaged-%s; starting a new index",
+            self.path / DB_NAME,
+            cause,
+            DB_NAME,
+            stamp,
+        )
+        conn = sqlite3.connect(self.path / DB_NAME, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.enable_wal()
+        migrations.apply(self.db)
 
     def _acquire(self) -> None:
         fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -202,6 +333,52 @@ class Store:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def try_lock(self) -> bool:
+        """Take the writer lock if it is free (True), without waiting."""
+        if self._lock_fd is not None:
+            return True
+        try:
+            self._acquire()
+        except (IndexLockedError, OSError):
+            return False
+        return True
+
+    def lock_holder(self) -> int | None:
+        """The PID of the process writing to this index right now, or None.
+
+        Probes with a shared lock, which conflicts only with a writer's exclusive one.
+        """
+        if self._lock_fd is not None:
+            return os.getpid()
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def check_integrity(self) -> None:
+        """SQLite's ``quick_check`` over the whole file (reads every page: a diagnostic, not
+        something to run per query).
+
+        Raises:
+            IndexCorruptError: the file is damaged.
+        """
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as e:
+            raise corrupt_error(self.path, e) from None
+        if rows != ["ok"]:
+            raise corrupt_error(self.path, "; ".join(rows[:3]))
 
     def close(self) -> None:
         self.db.close()
@@ -231,12 +408,22 @@ class Store:
             [{"key": k, "value": json.dumps(v)} for k, v in values.items()], pk="key"
         )
 
-    def bind(self, root: Path | None, embedder_info: dict, dimension: int, factory: str) -> None:
-        """Record root and embedder on a new index; refuse a mismatch on an existing one.
+    def bind(
+        self,
+        root: Path | None,
+        embedder_info: dict,
+        dimension: int,
+        factory: str,
+        chunking: dict | None = None,
+    ) -> None:
+        """Record root, embedder and chunking on a new index; refuse a mismatch on an existing
+        one.
 
         Args:
             root: the indexed folder, or None for texts added through the API only (an
                 index without a folder takes the first folder it is synced with).
+            chunking: ``{"chunk_size": ..., "overlap": ...}`` for folder indexes (see
+                :meth:`check_chunking`).
 
         Raises:
             IndexMismatchError: the index holds another folder or another embedder.
@@ -253,14 +440,12 @@ class Store:
                 faiss_factory=factory,
                 created=now(),
                 updated=now(),
-                generation=0,
+                generation=int(m.get("generation", 0)),
             )
+            if chunking is not None:
+                self.set_meta(chunking=chunking)
             return
-        if root_s is not None and m.get("root") not in (None, root_s):
-            raise IndexMismatchError(
-                f"index {self.path} holds the folder {m['root']}, not {root_s}; "
-                "use --index DIR for a separate index"
-            )
+        self.check_root(root)
         if m["fingerprint"] in embedder_info.get("previous_fingerprints", ()):
             # The same embedder, fingerprinted the old way: adopt the new fingerprint.
             self.set_meta(fingerprint=embedder_info["fingerprint"])
@@ -277,6 +462,72 @@ class Store:
             )
         if root_s is not None and m.get("root") is None:
             self.set_meta(root=root_s)
+
+    def check_root(self, root: Path | None) -> None:
+        """Refuse to sync another folder into an index that holds one.
+
+        Raises:
+            IndexMismatchError: the index holds another folder.
+        """
+        held = self.meta_value("root")
+        if root is None or held is None:
+            return
+        root_s = str(Path(root).resolve())
+        if held != root_s:
+            raise IndexMismatchError(
+                f"index {self.path} holds the folder {held}, not {root_s}; "
+                "use --index DIR for a separate index"
+            )
+
+    def check_settings(self, settings: dict) -> None:
+        """Refuse embedder settings that differ from the index's, without loading a model.
+
+        Only settings given (not None) and recorded by the index are compared; the full
+        fingerprint check happens in :meth:`bind` once something needs embedding.
+
+        Raises:
+            IndexMismatchError: a setting differs.
+        """
+        stored = self.meta_value("embedder")
+        if not stored:
+            return
+        diff = [
+            f"{k}: {stored[k]!r} -> {v!r}"
+            for k, v in sorted(settings.items())
+            if k not in RUNTIME_KEYS and v is not None and k in stored and stored[k] != v
+        ]
+        if diff:
+            raise IndexMismatchError(
+                f"index {self.path} was built with other embedder settings: "
+                + "; ".join(diff)
+                + ". Re-run with --rebuild to re-embed everything with the new settings, "
+                "or use --index DIR for a separate index"
+            )
+
+    def check_chunking(self, chunking: dict) -> dict:
+        """The index's chunking settings, with ``chunking``'s given (non-None) values checked.
+
+        Chunk size and overlap belong to an index's identity like its embedder: a run with
+        other values would leave some files cut one way and the rest another. An index from
+        before chunking was recorded adopts the values of its next run.
+
+        Raises:
+            IndexMismatchError: a given value differs from the index's.
+        """
+        stored = self.meta_value("chunking") or {}
+        diff = [
+            f"{k}: {stored[k]!r} -> {v!r}"
+            for k, v in sorted(chunking.items())
+            if v is not None and k in stored and stored[k] != v
+        ]
+        if diff:
+            raise IndexMismatchError(
+                f"index {self.path} is chunked with other settings: "
+                + "; ".join(diff)
+                + ". Re-run with --rebuild to re-chunk and re-embed every file, or leave the "
+                "options out to keep the index's own"
+            )
+        return {**{k: v for k, v in chunking.items() if v is not None}, **stored}
 
     def bump_generation(self) -> int:
         gen = int(self.generation() or 0) + 1
@@ -360,20 +611,23 @@ class Store:
         Training is most of an IVF rebuild (16.5 s of the 18 s at 100k chunks), and the
         lists an index was trained on still partition it well after a sync changed a few
         files. So a rebuild re-adds every vector from SQLite to the trained lists. Deleting
-        vectors.faiss and running ``tpr repair`` trains afresh.
+        vectors.faiss and running ``tpr repair`` trains afresh. Only a file whose checksum
+        matches its stamp is reused: a damaged one trains afresh too.
         """
         import faiss
 
         match = IVF_FLAT.fullmatch(factory)
-        if match is None or not (self.path / FAISS_NAME).exists():
+        stamp = self.faiss_stamp()
+        if match is None or stamp is None or not (self.path / FAISS_NAME).exists():
             return None
         try:
-            index = faiss.read_index(str(self.path / FAISS_NAME))
+            index, sha = read_index_hashed(self.path / FAISS_NAME)
             ivf = faiss.extract_index_ivf(index)
-        except RuntimeError:  # unreadable, or not IVF (it was Flat while the index was small)
+        except (RuntimeError, OSError):  # unreadable, or not IVF (Flat while it was small)
             return None
         same = (
-            index.d == d
+            sha == stamp.get("sha256")
+            and index.d == d
             and ivf.nlist == int(match[1])
             and ivf.metric_type == faiss.METRIC_INNER_PRODUCT
             and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat)
@@ -383,44 +637,144 @@ class Store:
         index.reset()  # the vectors go, the trained coarse quantiser stays
         return index
 
-    def _faiss_state(self) -> dict | None:
-        try:
-            return json.loads((self.path / FAISS_META).read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
+    # The FAISS file's stamp lives in SQLite (meta key "faiss_file"): the generation and vector
+    # count it was built from and its sha256, so a damaged or swapped file cannot pass as current.
+
+    def faiss_stamp(self) -> dict | None:
+        return self.meta_value("faiss_file")
 
     def faiss_is_current(self) -> bool:
-        state = self._faiss_state()
-        m = self.meta()
+        """The FAISS file was built from SQLite as it is now (its bytes are checked on load)."""
+        stamp = self.faiss_stamp()
         return bool(
-            state
+            stamp
             and (self.path / FAISS_NAME).exists()
-            and state.get("generation") == m.get("generation")
-            and state.get("ntotal") == self.chunk_count()
+            and stamp.get("generation") == self.generation()
+            and stamp.get("ntotal") == self.chunk_count()
         )
 
     def write_faiss(self, index=None) -> None:
-        """Build (or take) the FAISS index and write it atomically with its stamp."""
-        import faiss
+        """Build (or take) the FAISS index, write it atomically and stamp it in SQLite.
 
+        The old stamp goes first, so a crash between the two steps leaves a file that reads
+        as stale (rebuilt quietly), never one that reads as damaged.
+        """
         index = index if index is not None else self.build_faiss()
         tmp = self.path / (FAISS_NAME + ".tmp")
-        faiss.write_index(index, str(tmp))
+        sha = write_index_hashed(index, tmp)
+        self.set_meta(faiss_file=None)
         os.replace(tmp, self.path / FAISS_NAME)
-        stamp = {"generation": self.generation(), "ntotal": int(index.ntotal)}
-        tmp_meta = self.path / (FAISS_META + ".tmp")
-        tmp_meta.write_text(json.dumps(stamp))
-        os.replace(tmp_meta, self.path / FAISS_META)
+        self.set_meta(
+            faiss_file={"generation": self.generation(), "ntotal": int(index.ntotal), "sha256": sha}
+        )
+        (self.path / FAISS_META).unlink(missing_ok=True)  # the stamp file of older versions
 
     def load_faiss(self):
-        """The FAISS index: from the file when current and readable, else rebuilt in memory."""
-        import faiss
+        """The FAISS index: from the file when current and intact, else rebuilt from SQLite.
 
+        A file whose bytes differ from the checksum recorded when it was written is damaged:
+        it is rebuilt from SQLite and a warning says so (logger ``retriever``). A rebuilt index
+        is written back when no writer is active, so the warning and the rebuild come once.
+        """
+        stamp = self.faiss_stamp()
+        damaged = None
         if self.faiss_is_current():
             try:
-                index = faiss.read_index(str(self.path / FAISS_NAME))
-                if index.ntotal == self.chunk_count():
-                    return index
+                index, sha = read_index_hashed(self.path / FAISS_NAME)
+            except (RuntimeError, OSError) as e:
+                index, sha = None, f"unreadable ({e})"
+            if index is not None and sha == stamp["sha256"] and index.ntotal == stamp["ntotal"]:
+                return index
+            if self.faiss_stamp() == stamp:  # not a writer replacing the file meanwhile
+                damaged = "checksum mismatch" if index is not None else sha
+        index = self.build_faiss()
+        if damaged:
+            log.warning(
+                "%s is damaged (%s): rebuilt from %s, nothing re-embedded",
+                self.path / FAISS_NAME,
+                damaged,
+                DB_NAME,
+            )
+        if self._lock_fd is None and self.try_lock():  # persist unless a writer is at work
+            try:
+                if self.faiss_stamp() == stamp:
+                    self.write_faiss(index)
+            except (OSError, sqlite3.Error):
+                pass  # read-only index directory: rebuild in memory each time
+            finally:
+                self._release()
+        return index
+
+    def verify_faiss(self, sample: int = 256) -> str | None:
+        """What is wrong with the FAISS file, or None: the checks of ``tpr repair``.
+
+        The stamp, the checksum, the id set against SQLite, and ``sample`` vectors read back
+        from FAISS against SQLite's.
+        """
+        import faiss
+
+        if not self.faiss_is_current():
+            return "missing or stale"
+        try:
+            index, sha = read_index_hashed(self.path / FAISS_NAME)
+        except (RuntimeError, OSError) as e:
+            return f"unreadable ({e})"
+        if sha != self.faiss_stamp()["sha256"]:
+            return "damaged (its checksum differs from the one recorded when it was written)"
+        want = np.array(
+            [r[0] for r in self.db.execute("select id from chunks order by id")], dtype=np.int64
+        )
+        ids = np.sort(faiss.vector_to_array(index.id_map)) if hasattr(index, "id_map") else None
+        if ids is None or not np.array_equal(ids, want):
+            return "ids differ from SQLite"
+        if len(want):
+            pick = np.random.default_rng().choice(want, min(sample, len(want)), replace=False)
+            try:
+                with contextlib.suppress(RuntimeError):  # only IVF has (and needs) a direct map
+                    faiss.extract_index_ivf(index).make_direct_map()
+                got = np.stack([index.reconstruct(int(i)) for i in pick])
             except RuntimeError:
-                pass  # corrupt file: fall through to a rebuild from SQLite
-        return self.build_faiss()
+                return None  # an index type that cannot give vectors back (e.g. PQ)
+            marks = ",".join("?" * len(pick))
+            rows = dict(
+                self.db.execute(
+                    f"select id, vector from chunks where id in ({marks})", [int(i) for i in pick]
+                ).fetchall()
+            )
+            stored = np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in pick])
+            if not np.allclose(got, stored, atol=1e-5):
+                return "vectors differ from SQLite"
+        return None
+
+
+def write_index_hashed(index, path: Path) -> str:
+    """Write a FAISS index to ``path``; the sha256 of the bytes written (one pass)."""
+    import faiss
+
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+
+        def write(data: bytes) -> None:
+            h.update(data)
+            f.write(data)
+
+        faiss.write_index(index, faiss.PyCallbackIOWriter(write))
+    return h.hexdigest()
+
+
+def read_index_hashed(path: Path):
+    """(FAISS index, sha256 of the whole file), hashing the bytes as FAISS reads them."""
+    import faiss
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+
+        def read(n: int) -> bytes:
+            data = f.read(n)
+            h.update(data)
+            return data
+
+        index = faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20))
+        while data := f.read(1 << 20):  # bytes after what FAISS read count too
+            h.update(data)
+    return index, h.hexdigest()

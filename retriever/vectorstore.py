@@ -121,7 +121,8 @@ class TPVectorStore(VectorStore):
     Args:
         index_dir: index path or name (created if missing).
         embedding: LangChain embeddings; must match the index's if it exists.
-        faiss_factory: FAISS index type for a new index ("auto": Flat while small, then IVF).
+        faiss_factory: FAISS index type; None: the index's own, else "auto" (Flat while
+            small, then IVF). A new value on an existing index is applied to all of it.
 
     Raises:
         IndexMismatchError: the index was built with other embeddings.
@@ -132,13 +133,17 @@ class TPVectorStore(VectorStore):
         self,
         index_dir: str | Path,
         embedding: Embeddings,
-        faiss_factory: str = DEFAULT_FACTORY,
+        faiss_factory: str | None = None,
     ):
         self.index_dir = resolve_index(index_dir)
         self._embeddings = embedding
         self.embedder = as_embedder(embedding)
         with Store.writer(self.index_dir) as store:
-            store.bind(None, self.embedder.describe(), self.embedder.dimension, faiss_factory)
+            factory = faiss_factory or DEFAULT_FACTORY
+            store.bind(None, self.embedder.describe(), self.embedder.dimension, factory)
+            if faiss_factory and store.meta_value("faiss_factory") != faiss_factory:
+                store.set_meta(faiss_factory=faiss_factory)  # applied to the whole index
+                store.write_faiss()
         self.searcher = Searcher(self.index_dir, self.embedder)
 
     @property
@@ -179,10 +184,13 @@ class TPVectorStore(VectorStore):
         for i in ids:
             if _FOLDER_ID.fullmatch(i):
                 raise ConfigError(f"id {i!r} is reserved for chunks of the indexed folder")
-        try:
-            meta_json = [json.dumps(m or {}, sort_keys=True) for m in metadatas]
-        except TypeError as e:
-            raise ConfigError(f"metadata must be JSON-serialisable ({e})") from None
+        meta_json = [_metadata_json(m, i) for i, m in enumerate(metadatas)]
+        for i, text in enumerate(texts):
+            if isinstance(text, str) and "\x00" in text:
+                raise ConfigError(
+                    f"text {i} contains NUL characters, which SQLite and the tokenizer treat as "
+                    "the end of the text; remove them (text.replace('\\x00', ''))"
+                )
         if not texts:
             return []
         vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
@@ -388,6 +396,32 @@ class TPVectorStore(VectorStore):
         store = cls(index_dir, embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
+
+
+def _metadata_json(metadata, i: int) -> str:
+    """One text's metadata as strict JSON, checked at the door: a value that is not JSON (NaN,
+    Infinity, a set, bytes) would make every filtered search of the index fail later.
+
+    Raises:
+        ConfigError: naming the text and the problem.
+    """
+    if metadata is None:
+        return "{}"
+    if not isinstance(metadata, dict):
+        raise ConfigError(f"metadata {i} must be a dict, not {type(metadata).__name__}")
+    try:
+        return json.dumps(metadata, sort_keys=True, allow_nan=False)
+    except ValueError:
+        bad = [k for k, v in metadata.items() if isinstance(v, float) and not np.isfinite(v)]
+        raise ConfigError(
+            f"metadata {i} has NaN or infinity ({', '.join(map(repr, bad)) or 'nested'}), "
+            "which JSON cannot hold; store None or a string instead"
+        ) from None
+    except TypeError as e:
+        raise ConfigError(
+            f"metadata {i} is not JSON-serialisable ({e}); use strings, numbers, booleans, "
+            "None, lists and dicts with string keys"
+        ) from None
 
 
 def _unit(vector) -> np.ndarray:

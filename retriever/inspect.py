@@ -22,14 +22,22 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
 
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+# Backslash escapes do not stop these: GitHub-style autolinks (http://..., www...., a@b.c)
+# become live <a> links, and Streamlit turns :material/name: into an icon and :red[...] into
+# coloured text. A WORD JOINER (U+2060, invisible, zero width) inside each trigger breaks it.
+_JOIN = "\u2060"
+_TRIGGERS = re.compile(r"(?i)(?<=:)(?=\S)|(?=@)|(?<=www)(?=\.)")
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash-escape every character markdown or HTML could interpret.
+    """Make document text inert markdown: every character markdown or HTML could interpret is
+    backslash-escaped, and autolinks and Streamlit's ``:directives:`` are broken with an
+    invisible word joiner.
 
     Leading indentation becomes no-break spaces: four leading spaces would otherwise turn a
     line into a code block, where the escapes would show literally.
     """
+    text = _TRIGGERS.sub(_JOIN, text)
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return _INDENT.sub(lambda m: "\u00a0" * len(m.group(0).expandtabs(4)), text)
 

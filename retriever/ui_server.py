@@ -22,6 +22,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a local TCP socket listens on for ``port`` (Linux /proc/net/tcp)."""
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        host, _, port_hex = local.partition(":")
+        if state == "0A" and int(port_hex, 16) == port:  # 0A = LISTEN
+            out.add(".".join(str(b) for b in reversed(bytes.fromhex(host))))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,13 +60,12 @@ def running_app(
             "true",
             "--server.port",
             str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
             "--",
             *app_args,
         ],
+        # From the project root, so .streamlit/config.toml applies exactly as for a user
+        # (loopback only, no usage statistics, no deploy button, no tracebacks in the page).
+        cwd=APP.parent.parent,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

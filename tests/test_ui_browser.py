@@ -29,11 +29,22 @@ def server(tmp_path, tiny_model_dir):
     (docs / "cats.txt").write_text("The cat sat on the mat. Cats purr.")
     (docs / "dogs.txt").write_text("Dogs chase cars down the road.")
     (docs / "birds.txt").write_text("Birds sing in the trees at dawn.")
+    (docs / "hostile.txt").write_text(
+        'A cat link http://example.invalid/frame"></iframe and www.example.com and '
+        "me@example.com, an icon :material/home: and :red[red text] for the cat."
+    )
     Indexer(TPEmbedder.load(model=str(tiny_model_dir), tp_exit=3), IndexOptions()).sync(docs, idx)
     env = {**os.environ, "TPR_HOME": str(tmp_path / "home")}
     env.pop("TPR_INDEX", None)
     with running_app(["--index", str(idx)], env=env, timeout=60) as url:
         yield url
+
+
+def test_the_project_config_keeps_the_ui_on_loopback(server):
+    from retriever.ui_server import listening_addresses
+
+    port = int(server.rsplit(":", 1)[1])
+    assert listening_addresses(port) == {"127.0.0.1"}
 
 
 def test_query_results_and_neighbours_in_a_real_browser(server, tmp_path):
@@ -50,7 +61,15 @@ def test_query_results_and_neighbours_in_a_real_browser(server, tmp_path):
         box.fill("cat")
         box.press("Enter")
         page.get_by_text("cats.txt").first.wait_for(timeout=60_000)
+        page.get_by_text("hostile.txt").first.wait_for(timeout=60_000)
         assert page.locator("strong", has_text="cat").count() >= 1  # highlighted term
+        # Document text stays text: no link, icon or coloured span comes from it.
+        body = page.locator('[data-testid="stMain"]')
+        assert body.get_by_text("example.invalid/frame", exact=False).count() >= 1
+        assert page.locator('a[href*="example"], a[href^="mailto"]').count() == 0
+        assert body.locator("p a").count() == 0  # (the title's own anchor is not in a <p>)
+        assert body.locator('span[role="img"]').count() == 0  # :material/home: as an icon
+        assert body.get_by_text("Deploy", exact=True).count() == 0
         shot = tmp_path / "results.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000

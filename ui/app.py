@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from retriever.inspect import (
     pca_map,
 )
 from retriever.search import Filter, Searcher
-from retriever.store import Store, indexes_home, resolve_index
+from retriever.store import Store, corrupt_error, indexes_home, resolve_index
 
 
 def _args():
@@ -153,6 +154,7 @@ def main() -> None:
         )
         return
     chosen = st.sidebar.selectbox("Index", [str(p) for p in choices])
+    st.session_state["tpr.index"] = chosen
     try:
         with Store.open(Path(chosen)) as store:
             meta = index_card(store)
@@ -303,4 +305,15 @@ def main() -> None:
             )
 
 
-main()
+def run() -> None:
+    """The app, with a damaged index or any library error shown as a message, never as a
+    traceback (``.streamlit/config.toml`` also keeps tracebacks out of the browser)."""
+    try:
+        main()
+    except TPRError as e:
+        st.error(str(e))
+    except sqlite3.DatabaseError as e:  # a damaged page read late, after the index opened
+        st.error(str(corrupt_error(Path(st.session_state.get("tpr.index", "the index")), e)))
+
+
+run()

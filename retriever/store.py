@@ -681,8 +681,8 @@ class Store:
         if self.faiss_is_current():
             try:
                 index, sha = read_index_hashed(self.path / FAISS_NAME)
-            except (RuntimeError, OSError) as e:
-                index, sha = None, f"unreadable ({e})"
+            except (RuntimeError, OSError):
+                index, sha = None, "unreadable by FAISS"
             if index is not None and sha == stamp["sha256"] and index.ntotal == stamp["ntotal"]:
                 return index
             if self.faiss_stamp() == stamp:  # not a writer replacing the file meanwhile
@@ -717,8 +717,8 @@ class Store:
             return "missing or stale"
         try:
             index, sha = read_index_hashed(self.path / FAISS_NAME)
-        except (RuntimeError, OSError) as e:
-            return f"unreadable ({e})"
+        except (RuntimeError, OSError):
+            return "damaged (unreadable by FAISS)"
         if sha != self.faiss_stamp()["sha256"]:
             return "damaged (its checksum differs from the one recorded when it was written)"
         want = np.array(

@@ -235,3 +235,12 @@ def test_a_callers_own_pst_vector_is_fingerprinted_by_its_bytes(tiny_models, tok
     vanilla = TPEmbedder(model, tokenizer, EmbedderConfig(tp=False))
     assert vanilla.fingerprint_data["pst_vector_sha256"] is None
     assert vanilla.previous_fingerprints == frozenset()
+
+
+def test_encode_grid_options_are_keyword_only(tiny_models, tokenizer):
+    """A positional ``True`` once landed in ``batch_size`` (batch size 1, --batch-size ignored)."""
+    emb = TPEmbedder(tiny_models("llama"), tokenizer, EmbedderConfig(tp_exit=3))
+    with pytest.raises(TypeError):
+        emb.encode_grid(["a cat"], [None], [4], ["last"], True)
+    out = emb.encode_grid(["a cat"], [None], [4], ["last"], show_progress_bar=False)
+    assert out[(None, 4, "last")].shape == (1, emb.dimension)

@@ -112,3 +112,41 @@ def test_walk_skips_hidden_vcs_venv_and_outside_symlinks(tmp_path):
     assert found == ["a.txt", "link_in.txt", "sub/b.md", "sub/keep.py"]
     assert [f.rel for f in walk(root, include=["*.md"])] == ["sub/b.md"]
     assert [f.rel for f in walk(root, exclude=["sub/*"])] == ["a.txt", "link_in.txt"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_text_not_binary(tmp_path, codec):
+    text = "Grüße aus Köln: a note in UTF-16 without a byte-order mark.\nSecond line."
+    (tmp_path / "note.txt").write_bytes(text.encode(codec))
+    assert load(tmp_path / "note.txt").text == text
+
+
+def test_no_nul_ever_reaches_the_text(tmp_path):
+    # NULs after the first 8 KB: a few are dropped, many make the file binary.
+    (tmp_path / "padded.log").write_bytes(b"log line\n" * 1000 + b"\x00tail line\n")
+    text = load(tmp_path / "padded.log").text
+    assert "\x00" not in text and text.endswith("tail line\n")
+    (tmp_path / "blob.txt").write_bytes(b"text " * 2000 + b"\x00\x01" * 500)
+    with pytest.raises(SkipFile, match="binary"):
+        load(tmp_path / "blob.txt")
+    (tmp_path / "bom16.txt").write_bytes("a\x00b".encode("utf-16"))
+    assert load(tmp_path / "bom16.txt").text == "ab"
+
+
+def test_walk_reports_what_it_passes_over_and_never_opens_a_fifo(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("x")
+    os.mkfifo(root / "fifo.txt")
+    (root / "loop.txt").symlink_to(root / "loop.txt")
+    (root / "gone.txt").symlink_to(root / "nowhere.txt")
+    skipped = []
+    found = [f.rel for f in walk(root, on_skip=lambda f, why: skipped.append((f.rel, why)))]
+    assert found == ["a.txt"]
+    assert sorted(skipped) == [
+        ("fifo.txt", "not a regular file"),
+        ("gone.txt", "broken symlink (target missing)"),
+        ("loop.txt", "symlink loop"),
+    ]
+    with pytest.raises(SkipFile, match="not a regular file"):
+        load(root / "fifo.txt")  # returns at once: opened non-blocking, checked, refused

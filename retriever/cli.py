@@ -730,13 +730,14 @@ def repair(index_dir):
 @embedder_options
 def demo(out, index_dir, **kw):
     """Build data/python-docs from CPython's own docs and index it with the default model."""
+    from .baselines import LazyEmbedder
     from .demo import write_python_docs
     from .indexer import Indexer
 
     n = write_python_docs(out)
     click.echo(f"wrote {n} Python language-reference topics to {out}")
     index_dir = _index_dir(index_dir or "python-docs")
-    embedder = _load(_index_config(kw, index_dir))
+    embedder = LazyEmbedder(_index_config(kw, index_dir), _load)  # a second run loads nothing
     r = Indexer(embedder).sync(out, index_dir, progress=True)
     click.echo(
         f"indexed into {index_dir}: added {r.added}, updated {r.updated}, unchanged "

@@ -15,6 +15,7 @@ dropped, since SQLite, FTS5 and tokenizers treat NUL as an end of string.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import hashlib
@@ -208,8 +209,12 @@ def walk(
             yield FileStat(rel, st.st_size, st.st_mtime_ns)
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of a regular file; never blocks on a FIFO that replaced it since the walk.
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[io.BufferedReader]:
+    """Open a file for reading only if it is a regular file, without ever blocking.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain open waits for a writer, and a
+    file can become a FIFO between the walk and the read); ``fstat`` then refuses it.
 
     Raises:
         SkipFile: not a regular file, or permission denied.
@@ -224,31 +229,24 @@ def read_regular(path: Path) -> bytes:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SkipFile("not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+            yield f
     finally:
         os.close(fd)
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file (:func:`open_regular`)."""
+    with open_regular(path) as f:
+        return f.read()
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a regular file, read in blocks (never opens a FIFO or device).
-
-    Raises:
-        SkipFile: not a regular file, or permission denied.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except PermissionError:
-        raise SkipFile("permission denied") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SkipFile("not a regular file")
-        h = hashlib.sha256()
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        return h.hexdigest()
-    finally:
-        os.close(fd)
+    """sha256 of a regular file, read in blocks (:func:`open_regular`)."""
+    h = hashlib.sha256()
+    with open_regular(path) as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _utf16_order(data: bytes) -> str | None:

@@ -207,10 +207,7 @@ class Store:
             )
         if db_file.stat().st_size == 0:
             raise corrupt_error(path, "the file is empty (0 bytes)")
-        try:
-            store = cls(path)
-        except sqlite3.DatabaseError as e:
-            raise corrupt_error(path, e) from None
+        store = cls._connect(path)
         try:
             store._check_tables()
             if migrations.pending(store.db):
@@ -227,6 +224,13 @@ class Store:
             store.close()
             raise
         return store
+
+    @classmethod
+    def _connect(cls, path: Path) -> Store:
+        try:
+            return cls(path)
+        except sqlite3.DatabaseError as e:
+            raise corrupt_error(path, e) from None
 
     def _check_tables(self) -> None:
         """Reads the schema (a garbage file fails here) and checks that it is an index's."""
@@ -263,17 +267,23 @@ class Store:
         Raises:
             IndexLockedError: when another process holds the writer lock.
             IndexCorruptError: ``index.db`` is damaged (and ``recover`` is off).
+            IndexLocationError: a new index in a folder that holds other files.
         """
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         db_file = path / DB_NAME
+        if path.is_dir() and not db_file.exists():
+            others = sorted(p.name for p in path.iterdir() if p.name not in INDEX_FILES)
+            if others:
+                raise IndexLocationError(
+                    f"{path} is a folder with other files in it ({', '.join(others[:3])}"
+                    f"{', ...' if len(others) > 3 else ''}) and no index; an index needs a "
+                    "directory of its own: give a new path, or a bare name (--index NAME)"
+                )
+        path.mkdir(parents=True, exist_ok=True)
         # A 0-byte index.db beside a FAISS file once held an index; alone it is a new one
         # whose first run stopped before SQLite wrote a page.
         emptied = db_file.is_file() and db_file.stat().st_size == 0 and (path / FAISS_NAME).exists()
-        try:
-            store = cls(path)
-        except sqlite3.DatabaseError as e:
-            raise corrupt_error(path, e) from None
+        store = cls._connect(path)
         try:
             store._acquire()
         except IndexLockedError:

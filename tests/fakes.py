@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 
 from retriever.batching import Encoded
 from retriever.embedder import EmbedderConfig
@@ -47,3 +48,16 @@ class FakeEmbedder:
         if isinstance(texts, str):
             return self.vector(texts)
         return np.stack([self.vector(t) for t in texts]) if texts else np.zeros((0, self.dimension))
+
+
+class FakeLC(Embeddings):
+    """LangChain face of the bag-of-words fake embedder (``embedder`` is used directly)."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+
+    def embed_documents(self, texts):
+        return self.embedder.encode(list(texts)).tolist()
+
+    def embed_query(self, text):
+        return self.embedder.encode(text).tolist()

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 
 from retriever.cli import cli
 from retriever.errors import ConfigError
@@ -40,7 +39,7 @@ from retriever.store import (
 )
 from retriever.vectorstore import TPVectorStore
 
-from .fakes import FakeEmbedder
+from .fakes import FakeEmbedder, FakeLC
 
 DOCS = {
     "cats.txt": "The cat sat on the mat. A cat and a cat.",
@@ -109,6 +108,14 @@ def test_an_index_inside_its_folder_is_refused(tmp_path, fake):
         with pytest.raises(IndexLocationError, match="inside the folder being indexed"):
             Indexer(fake).sync(root, inside)
     assert sorted(p.name for p in root.iterdir()) == sorted(DOCS)
+
+
+def test_a_new_index_never_moves_into_a_folder_with_other_files(tmp_path, fake):
+    root = folder(tmp_path / "docs")
+    busy = folder(tmp_path / "photos", {"holiday.txt": "not an index"})
+    with pytest.raises(IndexLocationError, match=r"holiday\.txt.*directory of its own"):
+        Indexer(fake).sync(root, busy)
+    assert sorted(p.name for p in busy.iterdir()) == ["holiday.txt"]
 
 
 def test_no_index_files_are_ever_indexed(tmp_path, fake):
@@ -237,17 +244,6 @@ def test_cli_refuses_other_chunking_before_loading_a_model(tmp_path, tiny_model_
 
 
 # -- 4. metadata that JSON cannot hold -----------------------------------------------------
-
-
-class FakeLC(Embeddings):
-    def __init__(self, embedder):
-        self.embedder = embedder
-
-    def embed_documents(self, texts):
-        return self.embedder.encode(list(texts)).tolist()
-
-    def embed_query(self, text):
-        return self.embedder.encode(text).tolist()
 
 
 POISON = [

@@ -12,7 +12,7 @@ import asyncio
 import numpy as np
 import pytest
 from langchain_core.documents import Document
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from retriever.errors import ConfigError
@@ -22,7 +22,7 @@ from retriever.search import Filter, Searcher
 from retriever.store import IndexMismatchError, Store
 from retriever.vectorstore import EmbeddingsAdapter, TPVectorStore
 
-from .fakes import VOCAB, FakeEmbedder
+from .fakes import VOCAB, FakeEmbedder, FakeLC
 
 
 class TestStandardSuite(VectorStoreIntegrationTests):
@@ -31,19 +31,6 @@ class TestStandardSuite(VectorStoreIntegrationTests):
         store = TPVectorStore(tmp_path / "idx", self.get_embeddings())
         yield store
         store.close()
-
-
-class FakeLC(Embeddings):
-    """LangChain face of the bag-of-words fake embedder (``embedder`` is used directly)."""
-
-    def __init__(self, embedder):
-        self.embedder = embedder
-
-    def embed_documents(self, texts):
-        return self.embedder.encode(list(texts)).tolist()
-
-    def embed_query(self, text):
-        return self.embedder.encode(text).tolist()
 
 
 @pytest.fixture

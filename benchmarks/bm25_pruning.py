@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from machine import describe  # benchmarks/machine.py
 
-import retriever.search as search
-from retriever import beir
-from retriever.sts import default_data_dir
+import retriever.search.searcher as search
+from retriever.evaluation import beir
+from retriever.evaluation.sts import default_data_dir
 
 
 def main() -> None:

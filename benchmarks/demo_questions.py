@@ -20,9 +20,9 @@ from pathlib import Path
 
 from machine import describe  # benchmarks/machine.py
 
-from retriever.baselines import load_index_embedder
-from retriever.search import Searcher
-from retriever.store import resolve_index
+from retriever.embed.factory import load_index_embedder
+from retriever.index.store import resolve_index
+from retriever.search.searcher import Searcher
 
 QUESTIONS: tuple[tuple[str, frozenset[str]], ...] = tuple(
     (q, frozenset(files.split()))

@@ -24,7 +24,7 @@ import numpy as np
 import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever import beir
+from retriever.evaluation import beir
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ def run(emb: TPEmbedder, texts: list[str], batch_size: int) -> float:
 
 def peer_speed(args, n: int, texts: list[str]) -> tuple[int, float]:
     """(tokens per chunk, best seconds) for the peer on the same texts, cut to n word pieces."""
-    from retriever.baselines import load_embedder
+    from retriever.embed.factory import load_embedder
 
     peer = load_embedder(EmbedderConfig(model=args.peer, max_length=n))
     tokens = len(peer.tokenize(texts[0]).ids)

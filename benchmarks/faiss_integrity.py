@@ -4,7 +4,7 @@
     python benchmarks/faiss_integrity.py --sizes 100000 --dim 640
 
 An index stamps its FAISS file with a sha256 in SQLite when it writes it, and every open hashes
-the bytes as FAISS reads them (retriever.store.read_index_hashed: one pass, no second read).
+the bytes as FAISS reads them (retriever.index.store.read_index_hashed: one pass, no second read).
 This measures, side by side in one run and alternating so the page cache treats both alike:
 plain ``faiss.read_index`` against the hashed read, the same for writing, and the sampled
 vector check that ``tpr repair`` adds (256 vectors read back from FAISS, compared with SQLite's
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import describe
-from retriever.store import read_index_hashed, write_index_hashed
+from retriever.index.store import read_index_hashed, write_index_hashed
 
 
 def build(n: int, d: int, factory: str):

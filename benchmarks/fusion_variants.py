@@ -26,7 +26,7 @@ import numpy as np
 import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever import beir
+from retriever.evaluation import beir
 
 
 def z_fusion(sides: dict[str, dict[str, float]], weights: dict[str, float]) -> list:

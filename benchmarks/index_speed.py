@@ -22,7 +22,7 @@ from pathlib import Path
 from machine import describe  # benchmarks/machine.py
 
 from retriever import EmbedderConfig, TPEmbedder
-from retriever.indexer import Indexer, IndexOptions
+from retriever.index.indexer import Indexer, IndexOptions
 
 
 def rss_mib() -> float:
@@ -61,7 +61,7 @@ def main() -> None:
         db_mib = (index / "index.db").stat().st_size / 2**20
         peer = None
         if args.peer != "none":
-            from retriever.baselines import load_embedder
+            from retriever.embed.factory import load_embedder
 
             peer_emb = load_embedder(EmbedderConfig(model=args.peer))
             peer_opts = IndexOptions(chunk_size=args.chunk_size)

@@ -5,7 +5,7 @@ Three kinds of start alternate, so their differences are measured in one run on 
 machine state (this VM's speed drifts by tens of percent within minutes):
 
 * "later start": what every start after the first does (``<PST>`` vector cached, the
-  conversion's tokenizer.json read natively by :func:`retriever.models.converted_tokenizer`);
+  conversion's tokenizer.json read natively by :func:`retriever.embed.models.converted_tokenizer`);
 * "AutoTokenizer": the same, with the tokenizer built by ``AutoTokenizer`` as before;
 * "<PST> computed": the cached ``<PST>`` vector deleted first, as on the first start after a
   conversion.
@@ -24,7 +24,7 @@ import sys
 
 from machine import describe  # benchmarks/machine.py
 
-from retriever.models import resolve
+from retriever.embed.models import resolve
 
 CHILD = (
     "import time; t = time.perf_counter()\n"
@@ -34,7 +34,7 @@ CHILD = (
     "print(time.perf_counter() - t)\n"
 )
 AUTO_TOKENIZER = (  # the loader as it was: transformers rebuilds the tokenizer class in Python
-    "import retriever.models as m\n"
+    "import retriever.embed.models as m\n"
     "from transformers import AutoTokenizer\n"
     "m.converted_tokenizer = lambda p: AutoTokenizer.from_pretrained(p, local_files_only=True)\n"
 )

@@ -14,9 +14,9 @@ import time
 
 from machine import describe  # benchmarks/machine.py
 
-from retriever.baselines import index_embedder_config, load_embedder
-from retriever.search import Searcher
-from retriever.store import Store, resolve_index
+from retriever.embed.factory import index_embedder_config, load_embedder
+from retriever.index.store import Store, resolve_index
+from retriever.search.searcher import Searcher
 
 QUERIES = [
     "how does the with statement work",

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from machine import describe  # benchmarks/machine.py
 
-from retriever import EmbedderConfig, beir
-from retriever.beir_eval import evaluate
-from retriever.models import cache_dir
-from retriever.sts import default_data_dir
+from retriever import EmbedderConfig
+from retriever.embed.models import cache_dir
+from retriever.evaluation import beir
+from retriever.evaluation.beir_eval import evaluate
+from retriever.evaluation.sts import default_data_dir
 
 
 def parse(config: str, base: EmbedderConfig) -> tuple[EmbedderConfig, str]:

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from machine import describe  # benchmarks/machine.py
 
-from retriever import EmbedderConfig, TPEmbedder, beir
-from retriever.embedder import combine_poolings
-from retriever.sts import default_data_dir
+from retriever import EmbedderConfig, TPEmbedder
+from retriever.embed.embedder import combine_poolings
+from retriever.evaluation import beir
+from retriever.evaluation.sts import default_data_dir
 
 
 def parse_ranges(spec: str) -> list[tuple[int, int] | None]:

@@ -1,11 +1,11 @@
 """SciFact with the retrieval preset: what the fusion experiments in this folder start from.
 
-``dense_prf.py``, ``fusion_variants.py`` and ``three_way.py`` all need the same things: the
-corpus, the test and train queries, BM25's runs, and the preset's document and query vectors
-(last-token and mean poolings of one pass, at the preset's TP range and layer). Document vectors
-come from ``tpr eval beir``'s cache (:func:`retriever.beir.cached_vectors`, same key) when the
-preset ran before with the same ``--max-length``; otherwise they are computed and cached (about
-90 min on 2 CPU cores for the full corpus).
+``dense_prf.py``, ``fusion_variants.py`` and ``three_way.py`` all need the same things: the corpus,
+the test and train queries, BM25's runs, and the preset's document and query vectors (last-token and
+mean poolings of one pass, at the preset's TP range and layer). Document vectors come from ``tpr
+eval beir``'s cache (:func:`retriever.evaluation.beir.cached_vectors`, same key) when the preset ran
+before with the same ``--max-length``; otherwise they are computed and cached (about 90 min on 2 CPU
+cores for the full corpus).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever import EmbedderConfig, beir
-from retriever.baselines import load_embedder
-from retriever.embedder import combine_poolings
-from retriever.models import cache_dir
-from retriever.sts import default_data_dir
+from retriever import EmbedderConfig
+from retriever.embed.embedder import combine_poolings
+from retriever.embed.factory import load_embedder
+from retriever.embed.models import cache_dir
+from retriever.evaluation import beir
+from retriever.evaluation.sts import default_data_dir
 
 SPLITS = ("test", "train")  # queries are embedded in this order, test first
 

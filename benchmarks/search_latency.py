@@ -188,8 +188,8 @@ def bench_hybrid(
 ) -> None:
     import sqlite_utils
 
-    from retriever.search import Searcher
-    from retriever.store import Store, factory_for
+    from retriever.index.store import Store, factory_for
+    from retriever.search.searcher import Searcher
 
     with tempfile.TemporaryDirectory() as tmp:
         idx = Path(tmp) / "idx"
@@ -308,7 +308,7 @@ def main() -> None:
     args.efs = [int(x) for x in args.efs.split(",")]
     import faiss
 
-    from retriever.models import cache_dir
+    from retriever.embed.models import cache_dir
 
     rng = np.random.default_rng(0)
     centres, where = seed_vectors(args.cache or cache_dir() / "eval", DIM, rng)

@@ -1,7 +1,7 @@
 """Latency of sparse-word search (``--mode sparse``) on a large index, in SQLite.
 
 Sparse search sums ``chunk weight x query weight`` over the postings of the query's words
-(:func:`retriever.sparse_index.search`). A word found in most chunks brings most of the table
+(:func:`retriever.index.sparse_terms.search`). A word found in most chunks brings most of the table
 into that sum, so the cost grows with the index and with how common the query's words are.
 
 The index is synthetic but shaped like the demo index's sparse words: Zipf-distributed
@@ -24,8 +24,8 @@ import numpy as np
 from machine import describe  # benchmarks/machine.py
 from search_latency import percentiles, synthetic_texts
 
-from retriever import sparse_index
-from retriever.store import Store
+from retriever.index import sparse_terms
+from retriever.index.store import Store
 
 
 def build(idx: Path, texts: list[str], rng) -> int:
@@ -87,11 +87,11 @@ def main() -> None:
                 for _ in range(args.queries)
             ]
             with Store.open(idx) as store:
-                sparse_index.search(store, queries[0], 10)  # warm the page cache
+                sparse_terms.search(store, queries[0], 10)  # warm the page cache
                 times = []
                 for q in queries:
                     t = time.perf_counter()
-                    sparse_index.search(store, q, 50)
+                    sparse_terms.search(store, q, 50)
                     times.append(time.perf_counter() - t)
             p50, p99 = percentiles(times)
             worst = max(times) * 1000

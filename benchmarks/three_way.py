@@ -24,10 +24,10 @@ import numpy as np
 import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever import beir
-from retriever.baselines import MiniLMEmbedder
-from retriever.models import cache_dir
-from retriever.sparse import SparseEncoder, hidden_norm
+from retriever.embed.factory import MiniLMEmbedder
+from retriever.embed.models import cache_dir
+from retriever.embed.sparse import SparseEncoder, hidden_norm
+from retriever.evaluation import beir
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 

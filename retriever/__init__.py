@@ -1,6 +1,6 @@
 """tp-retriever: local retrieval with Token Prepending embeddings from decoder-only LLMs."""
 
-from .embedder import EmbedderConfig, TPEmbedder
+from .embed.embedder import EmbedderConfig, TPEmbedder
 from .errors import (
     ConfigError,
     EmptyInputError,

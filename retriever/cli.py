@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
+from .embed.models import DEFAULT_MODEL, NAMED_MODELS
+from .embed.prompts import METHODS
 from .errors import TPRError
-from .models import DEFAULT_MODEL, NAMED_MODELS
-from .prompts import METHODS
 
 
 class _Group(click.Group):
@@ -22,7 +22,7 @@ class _Group(click.Group):
 
     A ``sqlite3.DatabaseError`` that reaches here comes from a damaged index.db (a garbage
     page read late, after the index opened): it is named with the way out, like the library's
-    own :class:`~retriever.store.IndexCorruptError`.
+    own :class:`~retriever.index.store.IndexCorruptError`.
     """
 
     def invoke(self, ctx):
@@ -32,7 +32,7 @@ class _Group(click.Group):
         except TPRError as e:
             raise click.ClickException(str(e)) from e
         except sqlite3.DatabaseError as e:
-            from .store import corrupt_error
+            from .index.store import corrupt_error
 
             where = ctx.meta.get("tpr.index", Path("the index"))
             raise click.ClickException(str(corrupt_error(where, e))) from e
@@ -128,23 +128,23 @@ CONFIG_KEYS = (
 
 def _config(kw: dict):
     """The ``EmbedderConfig`` the options say (the paper's defaults where none was given)."""
-    from .embedder import EmbedderConfig
+    from .embed.embedder import EmbedderConfig
 
     return EmbedderConfig(**{k: kw.pop(k) for k in CONFIG_KEYS})
 
 
 def _index_config(kw: dict, index_dir: Path, rebuild: bool = False):
-    """The settings to build or re-sync ``index_dir`` with (:mod:`retriever.presets`): the
+    """The settings to build or re-sync ``index_dir`` with (:mod:`retriever.embed.presets`): the
     options the user gave, then the index's own settings, then the model's retrieval preset."""
     import contextlib
     from dataclasses import asdict
 
     from click.core import ParameterSource
 
-    from .baselines import index_embedder_config
+    from .embed.factory import index_embedder_config
+    from .embed.presets import index_config
     from .errors import ConfigError
-    from .presets import index_config
-    from .store import DB_NAME, Store
+    from .index.store import DB_NAME, Store
 
     ctx = click.get_current_context()
     given, defaults = {}, {}
@@ -201,7 +201,7 @@ def _days(value: float | None) -> float | None:
 
 
 def _load(config):
-    from .baselines import load_embedder
+    from .embed.factory import load_embedder
 
     t = time.perf_counter()
     click.echo(f"loading {config.model} ...", err=True)
@@ -317,7 +317,7 @@ def _data_option(f):
 @click.option("--json", "as_json", is_flag=True)
 def eval_sts(data, split, tasks, models, as_json, **kw):
     """STS Spearman (x100) of several systems side by side, measured in one run."""
-    from . import sts
+    from .evaluation import sts
 
     config = _config(kw)
     specs = _system_specs(models or f"{config.model}:tp,{config.model}:vanilla")  # fail fast
@@ -393,9 +393,9 @@ def _encode_systems(config, specs, sentences) -> dict:
 )
 def tune(data, ranges, layers, prompts, limit, out, **kw):
     """Choose tp_start, tp_exit, output_layer (and prompt) on STS-B dev."""
-    from . import sts
-    from .tune import default_ranges
-    from .tune import tune as run_tune
+    from .evaluation import sts
+    from .evaluation.tune import default_ranges
+    from .evaluation.tune import tune as run_tune
 
     data = data or sts.default_data_dir()
     task = sts.load_task("STSB", data, "dev")
@@ -410,7 +410,7 @@ def tune(data, ranges, layers, prompts, limit, out, **kw):
         lay = _parse_span(layers) if layers else list(range(1, n + 1))
         click.echo(f"{prompt}: {len(rng)} TP ranges x {len(lay)} output layers", err=True)
         rows += run_tune(embedder, [task], rng, lay, prompt, show_progress_bar=True).rows
-    from .tune import TuneResult
+    from .evaluation.tune import TuneResult
 
     result = TuneResult(rows)
     click.echo(result.markdown(top=15))
@@ -469,7 +469,7 @@ def _index_option(f):
 
 
 def _index_dir(index_dir: str | None) -> Path:
-    from .store import resolve_index
+    from .index.store import resolve_index
 
     path = resolve_index(index_dir)
     ctx = click.get_current_context(silent=True)
@@ -533,8 +533,8 @@ def index(
     Embedder settings not given here are the index's own when it exists, else the model's
     retrieval preset (`tpr models`; measured on SciFact train), else the defaults shown.
     """
-    from .baselines import LazyEmbedder
-    from .indexer import Indexer, IndexOptions
+    from .embed.factory import LazyEmbedder
+    from .index.indexer import Indexer, IndexOptions
 
     index_dir = _index_dir(index_dir)
     # Loaded only if something needs embedding, and only after the writer lock is taken.
@@ -578,8 +578,8 @@ def index(
 @click.option("--json", "as_json", is_flag=True)
 def info(index_dir, as_json):
     """Show an index: folder, embedder, fingerprint, default hybrid, counts."""
-    from .search import hybrid_default
-    from .store import Store, factory_for
+    from .index.store import Store, factory_for
+    from .search.searcher import hybrid_default
 
     index_dir = _index_dir(index_dir)
     with Store.open(index_dir) as store:
@@ -656,7 +656,7 @@ def _faiss_state(problem: str | None, writer: int | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def files(index_dir, skipped, as_json):
     """List the files of an index (skipped ones with their reason)."""
-    from .store import Store
+    from .index.store import Store
 
     with Store.open(_index_dir(index_dir)) as store:
         where = "where status = 'skipped'" if skipped else ""
@@ -682,7 +682,7 @@ def remove(path, index_dir):
 
     The file is not excluded: a later `tpr index` picks it up again unless you pass --exclude.
     """
-    from .store import Store
+    from .index.store import Store
 
     with Store.writer(_index_dir(index_dir)) as store:
         row = next(store.db["files"].rows_where("path = ?", [path]), None)
@@ -700,7 +700,7 @@ def remove(path, index_dir):
 def repair(index_dir):
     """Check index.db and the FAISS file (checksum, ids, a sample of vectors against SQLite),
     and rebuild the FAISS file from SQLite if anything is off."""
-    from .store import Store
+    from .index.store import Store
 
     with Store.writer(_index_dir(index_dir)) as store:
         store.check_integrity()
@@ -730,9 +730,9 @@ def repair(index_dir):
 @embedder_options
 def demo(out, index_dir, **kw):
     """Build data/python-docs from CPython's own docs and index it with the default model."""
-    from .baselines import LazyEmbedder
     from .demo import write_python_docs
-    from .indexer import Indexer
+    from .embed.factory import LazyEmbedder
+    from .index.indexer import Indexer
 
     n = write_python_docs(out)
     click.echo(f"wrote {n} Python language-reference topics to {out}")
@@ -802,9 +802,9 @@ def search(
     query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, sparse_weight, as_json
 ):
     """Search an index. The embedder is loaded with the settings the index was built with."""
-    from .baselines import index_embedder_config
-    from .search import Filter, Searcher
-    from .store import Store
+    from .embed.factory import index_embedder_config
+    from .index.store import Store
+    from .search.searcher import Filter, Searcher
 
     index_dir = _index_dir(index_dir)
     metadata = _parse_meta(meta) or None
@@ -892,10 +892,10 @@ def search(
 @click.option("--json", "as_json", is_flag=True)
 def eval_beir(data, split, tune_split, limit_docs, models, sparse, cache, as_json, **kw):
     """nDCG@10 / recall@100 / MRR@10 for BM25, TP (dense and sparse), MiniLM and hybrids."""
-    from . import beir
-    from .beir_eval import evaluate
-    from .models import cache_dir
-    from .sts import default_data_dir
+    from .embed.models import cache_dir
+    from .evaluation import beir
+    from .evaluation.beir_eval import evaluate
+    from .evaluation.sts import default_data_dir
 
     config = _config(kw)
     systems = _system_specs(models or f"{config.model}:tp,minilm")  # fail fast

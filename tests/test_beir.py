@@ -8,8 +8,8 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from retriever import beir
 from retriever.cli import cli
+from retriever.evaluation import beir
 
 
 def test_metrics_by_hand():

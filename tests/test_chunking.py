@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from retriever.chunking import Chunker
+from retriever.index.chunking import Chunker
 
 TEXT = (
     "The first paragraph has a sentence. It has another one too.\n\n"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from retriever.cli import cli
 from retriever.demo import write_python_docs
-from retriever.store import FAISS_NAME
+from retriever.index.store import FAISS_NAME
 
 
 def run(*args):
@@ -89,7 +89,7 @@ def test_search_cli_all_modes(tmp_path, tiny_model_dir):
 
 
 def test_index_names_and_paths(tmp_path, monkeypatch):
-    from retriever.store import resolve_index
+    from retriever.index.store import resolve_index
 
     monkeypatch.setenv("TPR_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TPR_INDEX", raising=False)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from retriever import EmbedderConfig, TPEmbedder
-from retriever.embedder import _resolve_device
+from retriever.embed.embedder import _resolve_device
 
 from .conftest import ARCHS, LAYERS, build_model
 from .test_tp_mechanics import TEXT, reference_embedding

@@ -10,9 +10,9 @@ from langchain_tests.integration_tests import (
 )
 
 from retriever import TPEmbedder
-from retriever.embedder import EmbedderConfig
-from retriever.embeddings import TPEmbeddings
-from retriever.vectorstore import TPVectorStore
+from retriever.embed.embedder import EmbedderConfig
+from retriever.integrations.embeddings import TPEmbeddings
+from retriever.integrations.vectorstore import TPVectorStore
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_default_model_tokenizer_matches_auto_tokenizer(gemma):
     # 262k-entry Gemma tokenizer it must agree with transformers' own class.
     from transformers import AutoTokenizer
 
-    from retriever.models import resolve
+    from retriever.embed.models import resolve
     from tests.test_models import assert_same_tokenizer
 
     auto = AutoTokenizer.from_pretrained(resolve("gemma3-270m").path, local_files_only=True)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from retriever import ConfigError, EmbedderConfig, EmptyInputError, TemplateError, TPEmbedder
-from retriever.embedder import _sha
+from retriever.embed.embedder import _sha
 
 from .conftest import LAYERS
 
@@ -61,7 +61,7 @@ def test_empty_input_is_a_clear_error(emb, bad):
 )
 def test_bad_settings_are_refused(tiny_models, tokenizer, kw, match):
     if "dtype" in kw:
-        from retriever.embedder import _resolve_device
+        from retriever.embed.embedder import _resolve_device
 
         with pytest.raises(ConfigError, match="unknown dtype"):
             _resolve_device("cpu", kw["dtype"])
@@ -139,7 +139,7 @@ def test_query_prompt_embeds_queries_with_their_own_template(tiny_models, tokeni
 
 
 def test_metaeol_averages_its_eight_prompts(tiny_models, tokenizer):
-    from retriever.prompts import METHODS
+    from retriever.embed.prompts import METHODS
 
     assert len(METHODS["metaeol"]) == 8
     kw = dict(tp_start=1, tp_exit=3, normalize=False)

@@ -11,7 +11,7 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from retriever import EmbedderConfig, TPEmbedder
-from retriever.embeddings import TPEmbeddings
+from retriever.integrations.embeddings import TPEmbeddings
 
 
 def test_documents_and_query_share_the_embedder(tiny_models, tokenizer):

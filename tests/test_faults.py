@@ -26,10 +26,8 @@ from langchain_core.documents import Document
 
 from retriever.cli import cli
 from retriever.errors import ConfigError
-from retriever.indexer import Indexer, IndexOptions
-from retriever.langchain_retriever import TPRetriever
-from retriever.search import Filter, Searcher
-from retriever.store import (
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.index.store import (
     DB_NAME,
     FAISS_NAME,
     IndexCorruptError,
@@ -37,7 +35,9 @@ from retriever.store import (
     Store,
     resolve_index,
 )
-from retriever.vectorstore import TPVectorStore
+from retriever.integrations.retriever import TPRetriever
+from retriever.integrations.vectorstore import TPVectorStore
+from retriever.search.searcher import Filter, Searcher
 
 from .fakes import FakeEmbedder, FakeLC
 
@@ -484,7 +484,7 @@ def test_the_lock_is_taken_before_the_model_loads(tmp_path, tiny_model_dir):
 def test_another_model_on_a_minilm_index_lists_the_differences(tmp_path, tiny_model_dir):
     root, idx = folder(tmp_path / "docs"), tmp_path / "idx"
     assert run("index", root, "--model", tiny_model_dir, "--index", idx).exit_code == 0
-    minilm = {  # what a MiniLM index records (retriever.baselines.MiniLMEmbedder)
+    minilm = {  # what a MiniLM index records (retriever.embed.factory.MiniLMEmbedder)
         "model": "minilm",
         "prompt": "none",
         "template": None,

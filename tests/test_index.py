@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from retriever import EmbedderConfig, TPEmbedder
-from retriever.indexer import Indexer, IndexOptions
-from retriever.store import FAISS_NAME, IndexLockedError, IndexMismatchError, Store
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.index.store import FAISS_NAME, IndexLockedError, IndexMismatchError, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -241,7 +241,7 @@ import sys
 sys.path.insert(0, {root!r})
 from tests.conftest import build_model, make_tokenizer
 from retriever import TPEmbedder, EmbedderConfig
-from retriever.indexer import Indexer, IndexOptions
+from retriever.index.indexer import Indexer, IndexOptions
 tok = make_tokenizer()
 emb = TPEmbedder(build_model("llama", len(tok)), tok, EmbedderConfig(tp_exit=3, max_length=96))
 ix = Indexer(emb, IndexOptions(chunk_size=24, group_chunks=3))
@@ -285,7 +285,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, embedder):
 
 @pytest.mark.parametrize("factory", ["HNSW16", "IVF4,Flat", "IDMap2,Flat"])
 def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factory):
-    from retriever.search import Filter, Searcher
+    from retriever.search.searcher import Filter, Searcher
 
     from .fakes import FakeEmbedder
 
@@ -317,7 +317,7 @@ def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factor
 
 
 def test_auto_factory_is_flat_while_small_then_ivf():
-    from retriever.store import AUTO_IVF_MIN, factory_for
+    from retriever.index.store import AUTO_IVF_MIN, factory_for
 
     assert factory_for("auto", 0) == "Flat"
     assert factory_for("auto", AUTO_IVF_MIN - 1) == "Flat"
@@ -332,9 +332,9 @@ def test_auto_factory_is_flat_while_small_then_ivf():
 def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypatch):
     from click.testing import CliRunner
 
-    import retriever.store as store_mod
+    import retriever.index.store as store_mod
     from retriever.cli import cli
-    from retriever.search import Searcher
+    from retriever.search.searcher import Searcher
 
     from .fakes import FakeEmbedder
 
@@ -379,7 +379,7 @@ def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypat
 
 def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder):
     """A reader opened before and during a write sees whole committed states only."""
-    from retriever.search import Searcher
+    from retriever.search.searcher import Searcher
 
     root, idx = tmp_path / "docs", tmp_path / "idx"
     write(root, {f"a{i}.txt": para(2, f"first{i}") for i in range(5)})
@@ -439,7 +439,7 @@ def test_an_index_stamped_with_the_previous_fingerprint_is_accepted_and_restampe
     (old,) = embedder.previous_fingerprints  # how versions before the dtype fix stamped it
     with Store.writer(idx) as store:
         store.set_meta(fingerprint=old)
-    from retriever.search import Searcher
+    from retriever.search.searcher import Searcher
 
     assert Searcher(idx, embedder).search("token prepending", k=1, mode="dense")  # readers accept
     (root / "b.txt").write_text("A second file.")

@@ -1,4 +1,5 @@
-"""Nearest-neighbour inspection (retriever.inspect): search parameters and the query prompt."""
+"""Nearest-neighbour inspection (retriever.search.inspect): search parameters and the query
+prompt."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from retriever import EmbedderConfig, TPEmbedder
-from retriever.indexer import Indexer, IndexOptions
-from retriever.inspect import compare_tp, near_duplicates, neighbours, pca_map
-from retriever.search import Searcher
-from retriever.vectorstore import TPVectorStore
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.integrations.vectorstore import TPVectorStore
+from retriever.search.inspect import compare_tp, near_duplicates, neighbours, pca_map
+from retriever.search.searcher import Searcher
 
 
 class RandomUnit(Embeddings):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retriever.loaders import SkipFile, load, walk
+from retriever.index.loaders import SkipFile, load, walk
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -6,8 +6,7 @@ import pytest
 import torch
 import transformers
 
-from retriever.errors import ModelNotFoundError, TokenizerError
-from retriever.models import (
+from retriever.embed.models import (
     CANARY,
     MAX_PIECES_PER_WORD,
     NAMED_MODELS,
@@ -18,6 +17,7 @@ from retriever.models import (
     load,
     resolve,
 )
+from retriever.errors import ModelNotFoundError, TokenizerError
 
 
 def test_unknown_spec_names_the_accepted_kinds(tmp_path):
@@ -117,8 +117,8 @@ def test_pst_vector_is_cached_beside_a_converted_model_only(tiny_models, tmp_pat
 
     import numpy as np
 
-    from retriever.backbone import Backbone
-    from retriever.embedder import pst_from_weights
+    from retriever.embed.backbone import Backbone
+    from retriever.embed.embedder import pst_from_weights
 
     model = tiny_models("llama")
     want = Backbone(model).mean_input_embedding()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from retriever.embed.prompts import METHODS, parse_template, preprocess
 from retriever.errors import TemplateError
-from retriever.prompts import METHODS, parse_template, preprocess
 
 
 def test_tp_template_splits_at_pst():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from retriever.indexer import Indexer, IndexOptions
-from retriever.langchain_retriever import TPRetriever
-from retriever.search import Searcher
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.integrations.retriever import TPRetriever
+from retriever.search.searcher import Searcher
 
 from .fakes import FakeEmbedder
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from retriever.errors import ConfigError, EmptyInputError
-from retriever.indexer import Indexer, IndexOptions
-from retriever.search import RRF_K, Filter, Searcher, fts_query, score_fusion
-from retriever.store import IndexMismatchError
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.index.store import IndexMismatchError
+from retriever.search.searcher import RRF_K, Filter, Searcher, fts_query, score_fusion
 
 from .fakes import FakeEmbedder
 
@@ -151,7 +151,7 @@ def test_awkward_queries_never_reach_sqlite_as_syntax(index, query):
 
 
 def test_a_pasted_document_as_query_is_cut_to_max_query_words():
-    from retriever.search import MAX_QUERY_WORDS, fts_words
+    from retriever.search.searcher import MAX_QUERY_WORDS, fts_words
 
     words = fts_words(" ".join(f"w{i}" for i in range(3 * MAX_QUERY_WORDS)))
     assert len(words) == MAX_QUERY_WORDS and words[0] == "w0"
@@ -186,7 +186,7 @@ def test_langchain_retriever_sync_and_async(index):
 
     from langchain_core.documents import Document
 
-    from retriever.langchain_retriever import TPRetriever
+    from retriever.integrations.retriever import TPRetriever
 
     _, idx, emb = index
     r = TPRetriever(searcher=Searcher(idx, emb), k=2, mode="bm25")
@@ -237,7 +237,7 @@ def test_min_score_uses_each_modes_scale(index):
 def test_hybrid_defaults_come_per_setting_from_the_measured_table(index):
     from dataclasses import replace
 
-    from retriever.search import DEFAULT_HYBRID, FALLBACK_HYBRID
+    from retriever.search.searcher import DEFAULT_HYBRID, FALLBACK_HYBRID
 
     _, idx, emb = index
     original = emb.config
@@ -267,7 +267,7 @@ def test_rrf_with_dense_weight_zero_keeps_bm25_order_first(index):
 def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(
     tmp_path, tokenizer, monkeypatch
 ):
-    import retriever.search as search_mod
+    import retriever.search.searcher as search_mod
 
     root, idx = tmp_path / "docs", tmp_path / "idx"
     root.mkdir()

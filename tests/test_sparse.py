@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from retriever import ConfigError, EmbedderConfig, TPEmbedder
-from retriever.sparse import SparseEncoder, sparse_scores, words_of
+from retriever.embed.sparse import SparseEncoder, sparse_scores, words_of
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from retriever import ConfigError, EmbedderConfig, TPEmbedder
 from retriever.cli import cli
-from retriever.indexer import Indexer, IndexOptions
-from retriever.search import Searcher
-from retriever.sparse import sparse_scores, stored_last_token
-from retriever.sparse_index import encoder_for, query_bag
-from retriever.store import Store
+from retriever.embed.sparse import sparse_scores, stored_last_token
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.index.sparse_terms import encoder_for, query_bag
+from retriever.index.store import Store
+from retriever.search.searcher import Searcher
 
 from .test_index import Counting, write
 
@@ -157,8 +157,8 @@ def test_an_embedder_without_the_final_last_token_state_is_refused_first(
 
 
 def test_texts_added_through_the_vectorstore_get_their_words(tmp_path, embedder):
-    from retriever.embeddings import TPEmbeddings
-    from retriever.vectorstore import TPVectorStore
+    from retriever.integrations.embeddings import TPEmbeddings
+    from retriever.integrations.vectorstore import TPVectorStore
 
     root, idx = tmp_path / "docs", tmp_path / "idx"
     write(root, TEXTS)

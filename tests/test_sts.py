@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retriever import sts
 from retriever.errors import DataNotFoundError
+from retriever.evaluation import sts
 
 
 @pytest.fixture

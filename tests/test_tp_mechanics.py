@@ -1,6 +1,6 @@
 """TP mechanics on tiny random models of every supported family.
 
-The reference here is written independently of ``retriever.backbone``: it calls each decoder
+The reference here is written independently of ``retriever.embed.backbone``: it calls each decoder
 layer by hand on one unpadded sequence, overwrites <PST> between layers itself, and applies the
 final norm itself. The hook-based engine must reproduce it to 1e-5.
 """
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from retriever import EmbedderConfig, TPEmbedder, UnsupportedModelError
-from retriever.backbone import Backbone
+from retriever.embed.backbone import Backbone
 
 from .conftest import ARCHS, LAYERS
 
@@ -103,7 +103,7 @@ def test_tp_changes_the_embedding_but_not_tokens_before_pst(arch, tiny_models, t
     emb = _embedder(model, tokenizer, tp_start=1, tp_exit=4, output_layer=5)
     enc = emb.tokenize(TEXT, tp=True)
     bb = Backbone(model)
-    from retriever.batching import make_batches
+    from retriever.embed.batching import make_batches
 
     ((_, batch),) = make_batches([enc], 1, 0)
     flat = {"all": lambda h, b: h.flatten(1)}  # every position, not pooled

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from retriever import EmbedderConfig, TPEmbedder
-from retriever.sts import STSTask
-from retriever.tune import default_ranges, tune
+from retriever.evaluation.sts import STSTask
+from retriever.evaluation.tune import default_ranges, tune
 
 TEXTS = ["A man plays a guitar.", "A woman slices an onion.", "The cat sat on the mat."]
 

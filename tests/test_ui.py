@@ -10,7 +10,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 from retriever import TPEmbedder
-from retriever.indexer import Indexer, IndexOptions
+from retriever.index.indexer import Indexer, IndexOptions
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
@@ -127,7 +127,7 @@ def test_manage_only_under_allowed_roots(ui_index, tmp_path, monkeypatch):
 
 
 def test_highlight_escapes_and_neutralises_indentation():
-    from retriever.inspect import escape_markdown, highlight
+    from retriever.search.inspect import escape_markdown, highlight
 
     text = "Intro.\n    indented __enter__() line\n\tTabbed [x](y) <b>z</b>"
     out = highlight(text, "enter line")

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromiu
 @pytest.fixture
 def server(tmp_path, tiny_model_dir):
     from retriever import TPEmbedder
-    from retriever.indexer import Indexer, IndexOptions
-    from retriever.ui_server import running_app
+    from retriever.index.indexer import Indexer, IndexOptions
+    from tests.ui_server import running_app
 
     docs, idx = tmp_path / "docs", tmp_path / "idx"
     docs.mkdir()
@@ -41,7 +41,7 @@ def server(tmp_path, tiny_model_dir):
 
 
 def test_the_project_config_keeps_the_ui_on_loopback(server):
-    from retriever.ui_server import listening_addresses
+    from tests.ui_server import listening_addresses
 
     port = int(server.rsplit(":", 1)[1])
     assert listening_addresses(port) == {"127.0.0.1"}
@@ -50,7 +50,7 @@ def test_the_project_config_keeps_the_ui_on_loopback(server):
 def test_query_results_and_neighbours_in_a_real_browser(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from retriever.ui_server import CHROMIUM_ARGS
+    from tests.ui_server import CHROMIUM_ARGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

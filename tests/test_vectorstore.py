@@ -16,11 +16,11 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from retriever.errors import ConfigError
-from retriever.indexer import Indexer, IndexOptions
-from retriever.langchain_retriever import TPRetriever
-from retriever.search import Filter, Searcher
-from retriever.store import IndexMismatchError, Store
-from retriever.vectorstore import EmbeddingsAdapter, TPVectorStore
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.index.store import IndexMismatchError, Store
+from retriever.integrations.retriever import TPRetriever
+from retriever.integrations.vectorstore import EmbeddingsAdapter, TPVectorStore
+from retriever.search.searcher import Filter, Searcher
 
 from .fakes import VOCAB, FakeEmbedder, FakeLC
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from retriever.baselines import index_embedder_config, load_embedder
+from retriever.embed.factory import index_embedder_config, load_embedder
 from retriever.errors import TPRError
-from retriever.inspect import (
+from retriever.index.store import Store, corrupt_error, indexes_home, resolve_index
+from retriever.search.inspect import (
     chunk_by_position,
     compare_tp,
     context,
@@ -30,8 +31,7 @@ from retriever.inspect import (
     neighbours,
     pca_map,
 )
-from retriever.search import Filter, Searcher
-from retriever.store import Store, corrupt_error, indexes_home, resolve_index
+from retriever.search.searcher import Filter, Searcher
 
 
 def _args():
@@ -121,7 +121,7 @@ def manage(searcher: Searcher, meta: dict, index_dir: Path) -> None:
         st.error(f"{folder} is not under an allowed root; the app will not read it.")
         return
     if st.button("Re-sync folder", key="sync_go"):
-        from retriever.indexer import Indexer
+        from retriever.index.indexer import Indexer
 
         bar = st.progress(0.0, text="scanning...")
 

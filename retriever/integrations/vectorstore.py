@@ -10,11 +10,11 @@ Ids: a text added here keeps the caller's id (or gets a UUID); a chunk of a fold
 ``chunk-<n>`` (read-only here: change the folder and re-sync instead). Adding an existing id
 replaces it.
 
-Embeddings: :class:`~retriever.embeddings.TPEmbeddings` (or anything with an ``embedder`` that
-has a ``fingerprint``) is used directly, so the index is the same as one ``tpr index`` builds.
-Any other LangChain ``Embeddings`` is wrapped in :class:`EmbeddingsAdapter`, fingerprinted by
-class and scalar parameters, and vectors are L2-normalised so that scores are cosine
-similarities. An index refuses embeddings other than the ones it was built with.
+Embeddings: :class:`~retriever.integrations.embeddings.TPEmbeddings` (or anything with an
+``embedder`` that has a ``fingerprint``) is used directly, so the index is the same as one ``tpr
+index`` builds. Any other LangChain ``Embeddings`` is wrapped in :class:`EmbeddingsAdapter`,
+fingerprinted by class and scalar parameters, and vectors are L2-normalised so that scores are
+cosine similarities. An index refuses embeddings other than the ones it was built with.
 
 Writes take the index's writer lock for the duration of the call only, commit in one
 transaction, and update the FAISS cache in place (a rebuild from SQLite where the index type
@@ -35,10 +35,10 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from . import sparse_index
-from .errors import ConfigError
-from .search import FOLDER_ID, Filter, Searcher
-from .store import ADDED, API_PREFIX, DEFAULT_FACTORY, Store, now, resolve_index
+from ..errors import ConfigError
+from ..index import sparse_terms
+from ..index.store import ADDED, API_PREFIX, DEFAULT_FACTORY, Store, now, resolve_index
+from ..search.searcher import FOLDER_ID, Filter, Searcher
 
 _FOLDER_ID = FOLDER_ID
 
@@ -233,8 +233,8 @@ class TPVectorStore(VectorStore):
             self._update_faiss(store, before, after, removed, added, vectors)
             scale = store.meta_value("sparse_scale")
             if scale is not None:  # an index built with --sparse keeps its sparse words whole
-                encoder = sparse_index.encoder_for(self.embedder, scale)
-                sparse_index.catch_up(store, self.embedder, encoder)
+                encoder = sparse_terms.encoder_for(self.embedder, scale)
+                sparse_terms.catch_up(store, self.embedder, encoder)
         return ids
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:

@@ -15,7 +15,7 @@
   unrelated scales. ``fusion="score"`` is the alternative: each side's scores min-max
   normalised over its candidates, then a weighted sum (a candidate missing from a side gets 0).
 * **sparse** (indexes built with ``--sparse``): the LLM's word weights, a dot product over the
-  query's words in SQL (:mod:`retriever.sparse_index`); with a positive ``"sparse"`` weight it
+  query's words in SQL (:mod:`retriever.index.sparse_terms`); with a positive ``"sparse"`` weight it
   is also a third side of hybrid.
 
 Filters (path glob, file suffix, mtime range, stored metadata keys) become SQL over ``files``
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from . import sparse_index
-from .errors import ConfigError, EmptyInputError
-from .store import ADDED, API_PREFIX, IndexMismatchError, Store, corrupt_error
+from ..errors import ConfigError, EmptyInputError
+from ..index import sparse_terms
+from ..index.store import ADDED, API_PREFIX, IndexMismatchError, Store, corrupt_error
 
 MODES = ("hybrid", "dense", "bm25", "sparse")
 MAX_K = 10_000  # results (and fusion candidates) per search: more is a mistake, not a need
@@ -507,9 +507,9 @@ class Searcher:
         if self.embedder is None:
             raise ConfigError("sparse search needs the embedder: open the Searcher with one")
         if self._sparse is None or self._sparse.scale != scale:
-            self._sparse = sparse_index.encoder_for(self.embedder, scale)
-        bag = sparse_index.query_bag(self._sparse, self.embedder, query, qvec)
-        return sparse_index.search(self.store, bag, k, allowed)
+            self._sparse = sparse_terms.encoder_for(self.embedder, scale)
+        bag = sparse_terms.query_bag(self._sparse, self.embedder, query, qvec)
+        return sparse_terms.search(self.store, bag, k, allowed)
 
     def search(
         self,

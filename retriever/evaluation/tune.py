@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .embedder import TPEmbedder
+from ..embed.embedder import TPEmbedder
 from .sts import STSTask, evaluate
 
 

@@ -1,7 +1,7 @@
 """One BEIR evaluation run: every system on the same documents, hybrids tuned on train.
 
-:mod:`retriever.beir` has the data, metrics, runs and fusion; this module decides what a run
-measures (``tpr eval beir`` is a thin wrapper):
+:mod:`retriever.evaluation.beir` has the data, metrics, runs and fusion; this module decides
+what a run measures (``tpr eval beir`` is a thin wrapper):
 
 * ``bm25``, always (the product's FTS5 search);
 * per LLM in ``systems`` (``model:tp`` / ``model:vanilla``): dense runs for last-token, mean and
@@ -13,7 +13,7 @@ measures (``tpr eval beir`` is a thin wrapper):
   RRF (last-token dense, sparse, BM25) per LLM variant;
 * every dense system as a re-ranker of BM25's top N, N chosen on the tuning split.
 
-Document vectors are cached (:func:`retriever.beir.cached_vectors`) under the embedder's
+Document vectors are cached (:func:`retriever.evaluation.beir.cached_vectors`) under the embedder's
 document-side fingerprint, so prompts for queries and re-runs reuse a corpus pass.
 """
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import TPRError
 from . import beir
-from .errors import TPRError
 
 POOLS = ("last", "mean", "last+mean")
 
@@ -86,7 +86,7 @@ def evaluate(
             three_way.append((names[0], sparse_names[0]))
     if ("minilm", "plain") in systems:
         try:
-            from .baselines import MiniLMEmbedder
+            from ..embed.factory import MiniLMEmbedder
 
             m = MiniLMEmbedder()
             t0 = time.perf_counter()
@@ -141,8 +141,8 @@ class _Run:
 
 def _llm_runs(ctx: _Run, model: str, variants: list[str]) -> tuple[list[str], list[str]]:
     """Dense (and sparse) runs of one LLM; returns (dense names, sparse names)."""
-    from .baselines import load_embedder
-    from .embedder import combine_poolings
+    from ..embed.embedder import combine_poolings
+    from ..embed.factory import load_embedder
 
     ds, runs, dense, log = ctx.ds, ctx.runs, ctx.dense, ctx.log
     doc_ids, docs = list(ds.corpus), list(ds.corpus.values())
@@ -199,7 +199,7 @@ def _llm_runs(ctx: _Run, model: str, variants: list[str]) -> tuple[list[str], li
             dense[name(rng, pool)] = (dv, qv)
     sparse_names: list[str] = []
     if ctx.sparse and c.output_layer == embedder.backbone.num_layers and c.pooling == "last":
-        from .sparse import SparseEncoder, hidden_norm
+        from ..embed.sparse import SparseEncoder, hidden_norm
 
         t = time.perf_counter()
         enc = SparseEncoder(embedder, scale=hidden_norm(embedder, docs[:32]))

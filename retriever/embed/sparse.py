@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 WORD = re.compile(r"[^\W\d_]{2,}")  # words of two or more letters
 
@@ -44,7 +44,7 @@ def hidden_norm(embedder, texts: Sequence[str]) -> float:
 
 
 # Poolings whose stored vectors carry the last-token state (``last+mean`` puts it first, see
-# :func:`retriever.embedder.combine_poolings`).
+# :func:`retriever.embed.embedder.combine_poolings`).
 LAST_TOKEN_POOLINGS = ("last", "last+mean")
 
 
@@ -59,7 +59,7 @@ class SparseEncoder:
     """Word-weight vectors from a TP embedder's final-layer last-token vectors.
 
     Args:
-        embedder: a :class:`~retriever.embedder.TPEmbedder` whose output layer is the last and
+        embedder: a :class:`~retriever.embed.embedder.TPEmbedder` whose output layer is the last and
             pooling ``last`` or ``last+mean`` (the logits belong to the last position of the
             final layer; give :meth:`encode` the last-token part, :func:`stored_last_token`).
         scale: the norm to give stored unit vectors back (see :func:`hidden_norm`); 1.0 for

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from ..errors import ConfigError, EmptyInputError
 from .backbone import POOLERS, Backbone
 from .batching import Encoded, PromptTokenizer, make_batches
-from .errors import ConfigError, EmptyInputError
 from .models import DEFAULT_MODEL, NamedModel, derived_cache_file, load, resolve
 from .prompts import METHODS, method_templates, parse_template, preprocess
 
@@ -84,7 +84,7 @@ class EmbedderConfig:
     @classmethod
     def for_retrieval(cls, model: str = DEFAULT_MODEL, **overrides) -> EmbedderConfig:
         """The settings ``tpr index`` uses for ``model``: its retrieval preset (a passage/query
-        prompt pair and pooling measured on SciFact train; see :mod:`retriever.presets`), then
+        prompt pair and pooling measured on SciFact train; see :mod:`retriever.embed.presets`), then
         ``overrides``. Models without a preset get the defaults."""
         from .presets import index_config
 
@@ -124,7 +124,7 @@ def pst_from_weights(model, source) -> torch.Tensor:
 
     Summing the default model's 262k-row embedding matrix is ~1.5 s of every start, on the
     critical path of a load, so the float64 vector is stored once as .npy (no pickle) in the
-    conversion entry (:func:`~retriever.models.derived_cache_file`). Other sources and dtypes
+    conversion entry (:func:`~retriever.embed.models.derived_cache_file`). Other sources and dtypes
     are computed each time.
     """
     backbone = Backbone(model)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 PST = "<PST>"
 TEXT = "TEXT"

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataNotFoundError
-from .search import FUSE, Searcher
-from .store import Store
+from ..errors import DataNotFoundError
+from ..index.store import Store
+from ..search.searcher import FUSE, Searcher
 
 Run = dict[str, list[tuple[str, float]]]  # query id -> [(doc id, score)] best first
 DENSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
@@ -196,8 +196,8 @@ def top_k_run(doc_ids: list[str], queries, scores: np.ndarray, k: int = 100) -> 
 
 
 def sparse_run(doc_ids, doc_bags, queries: dict[str, str], query_bags, k: int = 100) -> Run:
-    """Word-weight dot products (see :mod:`retriever.sparse`), exact top-k."""
-    from .sparse import sparse_scores
+    """Word-weight dot products (see :mod:`retriever.embed.sparse`), exact top-k."""
+    from ..embed.sparse import sparse_scores
 
     return top_k_run(doc_ids, queries, sparse_scores(query_bags, doc_bags), k)
 

@@ -22,8 +22,8 @@ from functools import cached_property
 
 import torch
 
+from ..errors import ConfigError
 from .backbone import Batch
-from .errors import ConfigError
 from .prompts import Template
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from .errors import DataNotFoundError
+from ..errors import DataNotFoundError
 
 TEST_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSB", "SICKR")
 DEV_TASKS = ("STSB", "SICKR")

@@ -1,6 +1,6 @@
 """LLM sparse words stored per chunk in SQLite, and searched there (opt-in: ``--sparse``).
 
-A chunk's sparse vector (:mod:`retriever.sparse`) needs only its text and its stored dense
+A chunk's sparse vector (:mod:`retriever.embed.sparse`) needs only its text and its stored dense
 vector: the dense vector of a ``last`` or ``last+mean`` pooling at the final layer holds the
 last-token state, whose LM-head logits weight the text's words. So the words are *derived
 data*, computed after embedding in a catch-up pass over the chunks that have none yet, a batch
@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import ConfigError
-from .sparse import SparseEncoder, hidden_norm, stored_last_token
+from ..embed.sparse import SparseEncoder, hidden_norm, stored_last_token
+from ..errors import ConfigError
 
 # Sentences whose median final-layer norm sets an index's logit scale (any ordinary text will
 # do: the final norm keeps the norm nearly constant).

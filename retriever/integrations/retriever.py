@@ -13,14 +13,14 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from .search import Filter, Searcher
+from ..search.searcher import Filter, Searcher
 
 
 class TPRetriever(BaseRetriever):
     """Retrieve chunks from a tp-retriever index.
 
     Attributes:
-        searcher: an open :class:`~retriever.search.Searcher` (index + embedder).
+        searcher: an open :class:`~retriever.search.searcher.Searcher` (index + embedder).
         k: documents returned.
         mode: hybrid, dense or bm25.
         filter: restricts candidates (path glob, suffixes, mtime).
@@ -31,7 +31,7 @@ class TPRetriever(BaseRetriever):
         mmr: re-rank the candidates by maximal marginal relevance.
         lambda_mult: MMR trade-off, 1 = relevance only, 0 = diversity only.
         min_score: drop results below this score (cosine for dense, BM25 for bm25, the RRF
-            score for hybrid; see :meth:`~retriever.search.Searcher.search`).
+            score for hybrid; see :meth:`~retriever.search.searcher.Searcher.search`).
 
     ``invoke(query, k=..., mode=..., ...)`` overrides any of these for one call.
     """
@@ -88,11 +88,11 @@ class TPRetriever(BaseRetriever):
     @classmethod
     def from_index(cls, index_dir, embedder=None, **kwargs) -> TPRetriever:
         """Open an index (path or name), loading the embedder it was built with if none given."""
-        from .store import resolve_index
+        from ..index.store import resolve_index
 
         index_dir = resolve_index(index_dir)
         if embedder is None:
-            from .baselines import load_index_embedder
+            from ..embed.factory import load_index_embedder
 
             embedder = load_index_embedder(index_dir)
         return cls(searcher=Searcher(index_dir, embedder), **kwargs)

@@ -1,4 +1,4 @@
-"""LangChain ``Embeddings`` over a :class:`~retriever.embedder.TPEmbedder`.
+"""LangChain ``Embeddings`` over a :class:`~retriever.embed.embedder.TPEmbedder`.
 
 Documents and queries go through the same embedder, so query and passage vectors share one
 space and one fingerprint.
@@ -10,14 +10,14 @@ from dataclasses import replace
 
 from langchain_core.embeddings import Embeddings
 
-from .embedder import EmbedderConfig, TPEmbedder
+from ..embed.embedder import EmbedderConfig, TPEmbedder
 
 
 class TPEmbeddings(Embeddings):
     """LangChain embeddings backed by Token Prepending.
 
     ``TPEmbeddings()`` loads the default model; ``TPEmbeddings(model="/path/to/hf-model",
-    tp_exit=6)`` takes any :class:`~retriever.embedder.EmbedderConfig` field as a keyword
+    tp_exit=6)`` takes any :class:`~retriever.embed.embedder.EmbedderConfig` field as a keyword
     (``model="minilm"`` gives the baseline behind the same class).
 
     Args:
@@ -33,7 +33,7 @@ class TPEmbeddings(Embeddings):
         **overrides,
     ):
         if embedder is None:
-            from .baselines import load_embedder
+            from ..embed.factory import load_embedder
 
             embedder = load_embedder(replace(config or EmbedderConfig(), **overrides))
         self.embedder = embedder

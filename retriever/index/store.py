@@ -1,13 +1,13 @@
 """One index = one directory: ``index.db`` (SQLite, the source of truth) + ``vectors.faiss``.
 
 SQLite holds everything, vectors included (float32 blobs), and is changed only through
-:mod:`retriever.migrations`. The FAISS file is a derived cache. When it is written, SQLite's meta
-table records its stamp: the generation (a counter bumped by every change to the chunks) and the
-vector count it was built from, and the file's sha256. Opening the file hashes it while FAISS
+:mod:`retriever.index.migrations`. The FAISS file is a derived cache. When it is written, SQLite's
+meta table records its stamp: the generation (a counter bumped by every change to the chunks) and
+the vector count it was built from, and the file's sha256. Opening the file hashes it while FAISS
 reads it (one pass over the bytes), so flipped bytes, a swapped id map or replaced vectors are
 caught, not searched. A missing, stale or damaged file is rebuilt from SQLite; nothing is ever
-re-embedded for that. Nothing is pickled: FAISS has its own binary format and everything else
-is JSON or SQL.
+re-embedded for that. Nothing is pickled: FAISS has its own binary format and everything else is
+JSON or SQL.
 
 A damaged ``index.db`` (not a database, truncated, malformed pages) raises
 :class:`IndexCorruptError` naming the file and the way out, never a raw ``sqlite3`` error.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from .errors import TPRError
+from ..errors import TPRError
 from .migrations import migrations
 
 # "auto" picks the FAISS index by size each time it is built from SQLite (the end of every

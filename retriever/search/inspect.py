@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .search import Searcher, search_params
+from .searcher import Searcher, search_params
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
@@ -156,7 +156,7 @@ def vanilla_twin(embedder):
     """The same model with TP off (shares the loaded weights; nothing is reloaded)."""
     from dataclasses import replace
 
-    from .embedder import TPEmbedder
+    from ..embed.embedder import TPEmbedder
 
     return TPEmbedder(
         embedder.model,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import sparse_index
+from . import sparse_terms
 from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, file_sha256, load, walk
 from .store import (
@@ -62,10 +62,10 @@ class IndexOptions:
         max_bytes: larger files are skipped.
         faiss_factory: FAISS ``index_factory`` string; None: the index's own, else "auto"
             (exact Flat on small indexes and IVF on large ones,
-            :func:`~retriever.store.factory_for`). A new value on an existing index is applied
+            :func:`~retriever.index.store.factory_for`). A new value on an existing index is applied
             to all of it (the FAISS file is rebuilt from SQLite).
         group_chunks: chunks embedded and committed together.
-        sparse: also store the LLM's sparse words per chunk (:mod:`retriever.sparse_index`);
+        sparse: also store the LLM's sparse words per chunk (:mod:`retriever.index.sparse_terms`);
             once on, later runs keep them up to date.
     """
 
@@ -132,7 +132,7 @@ class Indexer:
     """Syncs one folder into one index with one embedder.
 
     Args:
-        embedder: a loaded :class:`~retriever.embedder.TPEmbedder`.
+        embedder: a loaded :class:`~retriever.embed.embedder.TPEmbedder`.
         options: chunking and selection settings.
     """
 
@@ -206,14 +206,14 @@ class Indexer:
                     self._reembed_added(store, report)
             self._apply_factory(store, report)
             todo = self._plan(store, root, report)
-            if todo or (sparse and sparse_index.pending(store)):
+            if todo or (sparse and sparse_terms.pending(store)):
                 self._bind(store, root, report)  # loads the model, checks its fingerprint
             # Before any embedding, so an embedder that cannot give sparse words fails at once.
             encoder = self._sparse_encoder(store) if sparse and report.model_loaded else None
             self._embed_all(store, root, todo, report, progress, on_progress)
             if encoder is not None:
                 t = time.perf_counter()
-                report.sparse_chunks = sparse_index.catch_up(store, self.embedder, encoder)
+                report.sparse_chunks = sparse_terms.catch_up(store, self.embedder, encoder)
                 report.embed_seconds += time.perf_counter() - t
             if not store.faiss_is_current():
                 store.write_faiss()
@@ -254,7 +254,7 @@ class Indexer:
     def _sparse_encoder(self, store: Store):
         """The index's sparse encoder; a new sparse index records its logit scale first."""
         scale = store.meta_value("sparse_scale")
-        encoder = sparse_index.encoder_for(self.embedder, scale)
+        encoder = sparse_terms.encoder_for(self.embedder, scale)
         if scale is None:
             store.set_meta(sparse_scale=encoder.scale)
         return encoder

@@ -1,0 +1,1 @@
+"""Embedding: the TP engine on any causal LM, and the embedder factory."""

@@ -1,0 +1,1 @@
+"""Evaluation: STS, BEIR retrieval, TP tuning, measured against baselines."""

@@ -1,0 +1,1 @@
+"""Indexing: folder -> text -> chunks -> vectors, kept in SQLite and FAISS."""

@@ -1,0 +1,1 @@
+"""Search: dense, BM25, sparse and hybrid over one index, and inspection."""

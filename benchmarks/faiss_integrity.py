@@ -4,7 +4,7 @@
     python benchmarks/faiss_integrity.py --sizes 100000 --dim 640
 
 An index stamps its FAISS file with a sha256 in SQLite when it writes it, and every open hashes
-the bytes as FAISS reads them (retriever.index.store.read_index_hashed: one pass, no second read).
+the bytes as FAISS reads them (retriever.index.vectors.read_hashed: one pass, no second read).
 This measures, side by side in one run and alternating so the page cache treats both alike:
 plain ``faiss.read_index`` against the hashed read, the same for writing, and the sampled
 vector check that ``tpr repair`` adds (256 vectors read back from FAISS, compared with SQLite's
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import describe
-from retriever.index.store import read_index_hashed, write_index_hashed
+from retriever.index.vectors import read_hashed, write_hashed
 
 
 def build(n: int, d: int, factory: str):
@@ -82,9 +82,9 @@ def measure(index, path: Path, rounds: int) -> str:
     plain_w, hashed_w, plain_r, hashed_r = [], [], [], []
     for _ in range(rounds):
         plain_w += timed(lambda: faiss.write_index(index, str(path)), 1)
-        hashed_w += timed(lambda: write_index_hashed(index, path), 1)
+        hashed_w += timed(lambda: write_hashed(index, path), 1)
         plain_r += timed(lambda: faiss.read_index(str(path)), 1)
-        hashed_r += timed(lambda: read_index_hashed(path), 1)
+        hashed_r += timed(lambda: read_hashed(path), 1)
     size = path.stat().st_size / 2**20
     r, h = statistics.median(plain_r), statistics.median(hashed_r)
     return (

@@ -188,7 +188,8 @@ def bench_hybrid(
 ) -> None:
     import sqlite_utils
 
-    from retriever.index.store import Store, factory_for
+    from retriever.index.store import Store
+    from retriever.index.vectors import factory_for
     from retriever.search.searcher import Searcher
 
     with tempfile.TemporaryDirectory() as tmp:

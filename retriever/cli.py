@@ -578,7 +578,8 @@ def index(
 @click.option("--json", "as_json", is_flag=True)
 def info(index_dir, as_json):
     """Show an index: folder, embedder, fingerprint, default hybrid, counts."""
-    from .index.store import Store, factory_for
+    from .index.store import Store
+    from .index.vectors import factory_for
     from .search.searcher import hybrid_default
 
     index_dir = _index_dir(index_dir)

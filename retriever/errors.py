@@ -37,3 +37,33 @@ class EmptyInputError(TPRError, ValueError):
 
 class DataNotFoundError(TPRError):
     """An evaluation data set is not where it was looked for."""
+
+
+class StoreError(TPRError):
+    """An index directory cannot be used as asked (base of the index errors below)."""
+
+
+class IndexLockedError(StoreError):
+    """Another process is writing to this index."""
+
+
+class IndexMismatchError(StoreError):
+    """The index was built with a different embedder (fingerprint), other chunking settings,
+    or for another folder."""
+
+
+class IndexNotFoundError(StoreError):
+    """No index at that path."""
+
+
+class IndexCorruptError(StoreError):
+    """``index.db`` is damaged or is not an index database."""
+
+
+class IndexLocationError(StoreError):
+    """The index directory would lie inside the folder it indexes, or in a folder of other
+    files."""
+
+
+class FaissBuildError(StoreError):
+    """A FAISS index could not be trained (e.g. more lists than vectors)."""

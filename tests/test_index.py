@@ -317,7 +317,7 @@ def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factor
 
 
 def test_auto_factory_is_flat_while_small_then_ivf():
-    from retriever.index.store import AUTO_IVF_MIN, factory_for
+    from retriever.index.vectors import AUTO_IVF_MIN, factory_for
 
     assert factory_for("auto", 0) == "Flat"
     assert factory_for("auto", AUTO_IVF_MIN - 1) == "Flat"
@@ -332,7 +332,7 @@ def test_auto_factory_is_flat_while_small_then_ivf():
 def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypatch):
     from click.testing import CliRunner
 
-    import retriever.index.store as store_mod
+    import retriever.index.vectors as vectors_mod
     from retriever.cli import cli
     from retriever.search.searcher import Searcher
 
@@ -343,7 +343,7 @@ def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypat
     files = {f"f{i:02d}.txt": f"{words[i % 10]} {words[(i * 3) % 10]} text {i}" for i in range(60)}
     write(root, dict(list(files.items())[:20]))
     emb = FakeEmbedder(tokenizer)
-    monkeypatch.setattr(store_mod, "AUTO_IVF_MIN", 40)
+    monkeypatch.setattr(vectors_mod, "AUTO_IVF_MIN", 40)
     Indexer(emb).sync(root, idx)  # 20 chunks: exact
     small = faiss.read_index(str(idx / FAISS_NAME))  # kept alive: it owns the inner index
     assert isinstance(faiss.downcast_index(small.index), faiss.IndexFlat)

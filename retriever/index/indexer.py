@@ -37,13 +37,13 @@ from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, file_sha256, load, walk
 from .store import (
     ADDED,
-    DEFAULT_FACTORY,
     INDEX_FILES,
     IndexLocationError,
     Store,
     is_index_dir,
     now,
 )
+from .vectors import DEFAULT_FACTORY
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_OVERLAP = 32
@@ -62,8 +62,8 @@ class IndexOptions:
         max_bytes: larger files are skipped.
         faiss_factory: FAISS ``index_factory`` string; None: the index's own, else "auto"
             (exact Flat on small indexes and IVF on large ones,
-            :func:`~retriever.index.store.factory_for`). A new value on an existing index is applied
-            to all of it (the FAISS file is rebuilt from SQLite).
+            :func:`~retriever.index.vectors.factory_for`). A new value on an existing index is
+            applied to all of it (the FAISS file is rebuilt from SQLite).
         group_chunks: chunks embedded and committed together.
         sparse: also store the LLM's sparse words per chunk (:mod:`retriever.index.sparse_terms`);
             once on, later runs keep them up to date.

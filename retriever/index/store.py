@@ -19,16 +19,12 @@ need no lock: SQLite runs in WAL mode, so they see the last committed state whil
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import itertools
 import json
 import logging
-import math
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,29 +33,17 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from ..errors import TPRError
+from ..errors import (
+    IndexCorruptError,
+    IndexLocationError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    TPRError,
+)
+from . import vectors
 from .migrations import migrations
-
-# "auto" picks the FAISS index by size each time it is built from SQLite (the end of every
-# index run that changed chunks, `tpr repair`): exact Flat below AUTO_IVF_MIN chunks, where it
-# answers in under ~16 ms; IVF from there, with nlist = 4 sqrt(n) rounded to a power of two.
-# benchmarks/search_latency.py measured Flat at 33 ms p50 for 100k vectors and IVF1264,Flat
-# (nprobe 32, see search.py) at 1.3 ms with recall@10 0.98, trained in ~11-17 s. The power of
-# two lets later builds reuse the trained lists until the index grows or shrinks about 4x.
-DEFAULT_FACTORY = "auto"
-AUTO_IVF_MIN = 50_000
-IVF_TRAIN_PER_LIST = 64  # training vectors per inverted list (FAISS wants at least 39)
-IVF_FLAT = re.compile(r"IVF(\d+),Flat")
-
-
-def factory_for(factory: str, n: int) -> str:
-    """The FAISS ``index_factory`` string to build for ``n`` vectors ("auto" resolved)."""
-    if factory != "auto":
-        return factory
-    if n < AUTO_IVF_MIN:
-        return "Flat"
-    return f"IVF{2 ** round(math.log2(4 * math.sqrt(n)))},Flat"
-
+from .vectors import factory_for
 
 # Texts added through the LangChain VectorStore (not from the folder) are stored as one
 # ``files`` row each, with this status and a path of API_PREFIX + their id. A walk never yields
@@ -84,30 +68,6 @@ INDEX_FILES = frozenset(
     }
 )
 log = logging.getLogger("retriever")
-
-
-class IndexError_(TPRError):
-    """Base class for index problems."""
-
-
-class IndexLockedError(IndexError_):
-    """Another process is writing to this index."""
-
-
-class IndexMismatchError(IndexError_):
-    """The index was built with a different embedder (fingerprint) or for another folder."""
-
-
-class IndexNotFoundError(IndexError_):
-    """No index at that path."""
-
-
-class IndexCorruptError(IndexError_):
-    """``index.db`` is damaged or is not an index database."""
-
-
-class IndexLocationError(IndexError_):
-    """The index directory would lie inside the folder it indexes."""
 
 
 def is_index_dir(path: Path) -> bool:
@@ -565,6 +525,31 @@ class Store:
     def chunk_count(self) -> int:
         return self.db.execute("select count(*) from chunks").fetchone()[0]
 
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk id, ascending."""
+        rows = self.db.execute("select id from chunks order by id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors(self, ids) -> np.ndarray:
+        """The stored vectors of ``ids``, in that order ([n, d] float32).
+
+        Raises:
+            KeyError: an id is not in the index.
+        """
+        ids = [int(i) for i in ids]
+        rows: dict[int, bytes] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows.update(
+                self.db.execute(
+                    f"select id, vector from chunks where id in ({marks})", part
+                ).fetchall()
+            )
+        if not ids:
+            return np.zeros((0, int(self.meta_value("dimension") or 0)), dtype=np.float32)
+        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+
     def iter_vectors(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, [n, d] float32 vectors) from SQLite in id order, a batch at a time."""
         last = -1
@@ -580,72 +565,15 @@ class Store:
             last = int(ids[-1])
 
     def build_faiss(self):
-        """A FAISS index over every vector in SQLite (trained if the factory needs it)."""
-        import faiss
-
+        """A FAISS index over every vector in SQLite (:func:`.vectors.build`), reusing the
+        trained lists of an intact IVF file of the same shape."""
         m = self.meta()
         n = self.chunk_count()
         d = int(m["dimension"])
         factory = factory_for(m.get("faiss_factory", "Flat"), n)  # older indexes: always Flat
-        reused = self._trained_ivf(factory, d)
-        base = reused or faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
-        index = base if isinstance(base, faiss.IndexIDMap2) else faiss.IndexIDMap2(base)
-        if not base.is_trained:
-            # An even sample, taken while streaming, so a million vectors never sit in memory
-            # twice: 64 per inverted list for IVF, else (HNSW, PQ, ...) up to 100k.
-            try:
-                nlist = faiss.extract_index_ivf(base).nlist
-            except RuntimeError:  # not an IVF index
-                nlist = 0
-            step = max(1, n // max(100_000, IVF_TRAIN_PER_LIST * nlist))
-            parts, seen = [], 0
-            for _, v in self.iter_vectors():
-                parts.append(v[(-seen) % step :: step])  # global positions 0, step, 2 step, ...
-                seen += len(v)
-            sample = np.concatenate(parts or [np.zeros((0, d), dtype=np.float32)])
-            try:
-                index.train(np.ascontiguousarray(sample, dtype=np.float32))
-            except RuntimeError as e:
-                raise IndexError_(
-                    f"cannot train FAISS index {factory!r} on {len(sample)} vectors ({e}); "
-                    "use a smaller nlist, or --faiss auto (exact Flat on small indexes)"
-                ) from None
-        for ids, vecs in self.iter_vectors():
-            index.add_with_ids(np.ascontiguousarray(vecs), ids)
-        return index
-
-    def _trained_ivf(self, factory: str, d: int):
-        """The FAISS file's IVF index emptied of its vectors, if it has the lists ``factory``
-        asks for; else None.
-
-        Training is most of an IVF rebuild (16.5 s of the 18 s at 100k chunks), and the
-        lists an index was trained on still partition it well after a sync changed a few
-        files. So a rebuild re-adds every vector from SQLite to the trained lists. Deleting
-        vectors.faiss and running ``tpr repair`` trains afresh. Only a file whose checksum
-        matches its stamp is reused: a damaged one trains afresh too.
-        """
-        import faiss
-
-        match = IVF_FLAT.fullmatch(factory)
-        stamp = self.faiss_stamp()
-        if match is None or stamp is None or not (self.path / FAISS_NAME).exists():
-            return None
-        try:
-            index, sha = read_index_hashed(self.path / FAISS_NAME)
-            ivf = faiss.extract_index_ivf(index)
-        except (RuntimeError, OSError):  # unreadable, or not IVF (Flat while it was small)
-            return None
-        same = (
-            sha == stamp.get("sha256")
-            and index.d == d
-            and ivf.nlist == int(match[1])
-            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT
-            and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat)
-        )
-        if not same:
-            return None
-        index.reset()  # the vectors go, the trained coarse quantiser stays
-        return index
+        stamp = self.faiss_stamp() or {}
+        trained = vectors.reusable_ivf(self.path / FAISS_NAME, stamp.get("sha256"), factory, d)
+        return vectors.build(self.iter_vectors, n, d, factory, trained)
 
     # The FAISS file's stamp lives in SQLite (meta key "faiss_file"): the generation and vector
     # count it was built from and its sha256, so a damaged or swapped file cannot pass as current.
@@ -671,7 +599,7 @@ class Store:
         """
         index = index if index is not None else self.build_faiss()
         tmp = self.path / (FAISS_NAME + ".tmp")
-        sha = write_index_hashed(index, tmp)
+        sha = vectors.write_hashed(index, tmp)
         self.set_meta(faiss_file=None)
         os.replace(tmp, self.path / FAISS_NAME)
         self.set_meta(
@@ -690,7 +618,7 @@ class Store:
         damaged = None
         if self.faiss_is_current():
             try:
-                index, sha = read_index_hashed(self.path / FAISS_NAME)
+                index, sha = vectors.read_hashed(self.path / FAISS_NAME)
             except (RuntimeError, OSError):
                 index, sha = None, "unreadable by FAISS"
             if index is not None and sha == stamp["sha256"] and index.ntotal == stamp["ntotal"]:
@@ -721,70 +649,21 @@ class Store:
         The stamp, the checksum, the id set against SQLite, and ``sample`` vectors read back
         from FAISS against SQLite's.
         """
-        import faiss
-
         if not self.faiss_is_current():
             return "missing or stale"
         try:
-            index, sha = read_index_hashed(self.path / FAISS_NAME)
+            index, sha = vectors.read_hashed(self.path / FAISS_NAME)
         except (RuntimeError, OSError):
             return "damaged (unreadable by FAISS)"
         if sha != self.faiss_stamp()["sha256"]:
             return "damaged (its checksum differs from the one recorded when it was written)"
-        want = np.array(
-            [r[0] for r in self.db.execute("select id from chunks order by id")], dtype=np.int64
-        )
-        ids = np.sort(faiss.vector_to_array(index.id_map)) if hasattr(index, "id_map") else None
+        want = self.chunk_ids()
+        ids = vectors.ids_of(index)
         if ids is None or not np.array_equal(ids, want):
             return "ids differ from SQLite"
         if len(want):
             pick = np.random.default_rng().choice(want, min(sample, len(want)), replace=False)
-            try:
-                with contextlib.suppress(RuntimeError):  # only IVF has (and needs) a direct map
-                    faiss.extract_index_ivf(index).make_direct_map()
-                got = np.stack([index.reconstruct(int(i)) for i in pick])
-            except RuntimeError:
-                return None  # an index type that cannot give vectors back (e.g. PQ)
-            marks = ",".join("?" * len(pick))
-            rows = dict(
-                self.db.execute(
-                    f"select id, vector from chunks where id in ({marks})", [int(i) for i in pick]
-                ).fetchall()
-            )
-            stored = np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in pick])
-            if not np.allclose(got, stored, atol=1e-5):
+            got = vectors.reconstruct(index, pick)
+            if got is not None and not np.allclose(got, self.vectors(pick), atol=1e-5):
                 return "vectors differ from SQLite"
         return None
-
-
-def write_index_hashed(index, path: Path) -> str:
-    """Write a FAISS index to ``path``; the sha256 of the bytes written (one pass)."""
-    import faiss
-
-    h = hashlib.sha256()
-    with open(path, "wb") as f:
-
-        def write(data: bytes) -> None:
-            h.update(data)
-            f.write(data)
-
-        faiss.write_index(index, faiss.PyCallbackIOWriter(write))
-    return h.hexdigest()
-
-
-def read_index_hashed(path: Path):
-    """(FAISS index, sha256 of the whole file), hashing the bytes as FAISS reads them."""
-    import faiss
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-
-        def read(n: int) -> bytes:
-            data = f.read(n)
-            h.update(data)
-            return data
-
-        index = faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20))
-        while data := f.read(1 << 20):  # bytes after what FAISS read count too
-            h.update(data)
-    return index, h.hexdigest()

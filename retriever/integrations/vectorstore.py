@@ -36,8 +36,9 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ..errors import ConfigError
-from ..index import sparse_terms
-from ..index.store import ADDED, API_PREFIX, DEFAULT_FACTORY, Store, now, resolve_index
+from ..index import sparse_terms, vectors
+from ..index.store import ADDED, API_PREFIX, Store, now, resolve_index
+from ..index.vectors import DEFAULT_FACTORY
 from ..search.searcher import FOLDER_ID, Filter, Searcher
 
 _FOLDER_ID = FOLDER_ID
@@ -193,14 +194,14 @@ class TPVectorStore(VectorStore):
                 )
         if not texts:
             return []
-        vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
+        embedded = self.embedder.encode(texts).astype(np.float32, copy=False)
         tokenize = getattr(self.embedder, "tokenize", None)
         with Store.writer(self.index_dir) as store:
             before = store.generation()
             with store.db.atomic():
                 removed = self._delete_rows(store, ids)
                 added = []
-                for doc_id, text, meta, vec in zip(ids, texts, meta_json, vectors, strict=True):
+                for doc_id, text, meta, vec in zip(ids, texts, meta_json, embedded, strict=True):
                     file_id = (
                         store.db["files"]
                         .insert(
@@ -230,7 +231,7 @@ class TPVectorStore(VectorStore):
                     }
                     added.append(store.db["chunks"].insert(chunk).last_pk)
                 after = store.bump_generation()
-            self._update_faiss(store, before, after, removed, added, vectors)
+            self._update_faiss(store, before, after, removed, added, embedded)
             scale = store.meta_value("sparse_scale")
             if scale is not None:  # an index built with --sparse keeps its sparse words whole
                 encoder = sparse_terms.encoder_for(self.embedder, scale)
@@ -285,19 +286,11 @@ class TPVectorStore(VectorStore):
             )
         return removed
 
-    def _update_faiss(self, store, before, after, removed, added, vectors) -> None:
+    def _update_faiss(self, store, before, after, removed, added, embedded) -> None:
         """Bring the searcher's FAISS index from ``before`` to ``after`` and persist it."""
         index = self.searcher.cached_faiss(before)
-        if index is not None:
-            try:
-                if removed:
-                    index.remove_ids(np.asarray(removed, dtype=np.int64))
-                if added:
-                    index.add_with_ids(
-                        np.ascontiguousarray(vectors), np.asarray(added, dtype=np.int64)
-                    )
-            except RuntimeError:  # e.g. HNSW cannot remove ids: rebuild from SQLite
-                index = None
+        if index is not None and not vectors.patch(index, removed, added, embedded):
+            index = None  # e.g. HNSW cannot remove ids: rebuild from SQLite
         if index is None or index.ntotal != store.chunk_count():
             index = store.build_faiss()
         store.write_faiss(index)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .searcher import Searcher, search_params
+from ..index import vectors
+from .searcher import Searcher
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
@@ -92,7 +93,7 @@ def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]
     """The k chunks most similar to ``chunk_id`` (itself excluded), by stored vectors."""
     q = chunk_vector(searcher, chunk_id)[None]
     index = searcher.faiss
-    scores, ids = index.search(q, min(k + 1, index.ntotal), params=search_params(index))
+    scores, ids = vectors.search_many(index, q, k + 1)
     hits = [
         (int(i), float(s))
         for i, s in zip(ids[0], scores[0], strict=True)
@@ -134,11 +135,8 @@ def near_duplicates(
     """Pairs of different chunks whose cosine similarity is at least ``threshold``."""
     pairs: dict[tuple[int, int], float] = {}
     index = searcher.faiss
-    params = search_params(index)
     for ids, vecs in searcher.store.iter_vectors(batch=2048):
-        scores, found = index.search(
-            np.ascontiguousarray(vecs), min(per_chunk + 1, index.ntotal), params=params
-        )
+        scores, found = vectors.search_many(index, vecs, per_chunk + 1)
         for a, row_ids, row_s in zip(ids, found, scores, strict=True):
             for b, s in zip(row_ids, row_s, strict=True):
                 if b >= 0 and b != a and s >= threshold:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, EmptyInputError
-from ..index import sparse_terms
+from ..index import sparse_terms, vectors
 from ..index.store import ADDED, API_PREFIX, IndexMismatchError, Store, corrupt_error
 
 MODES = ("hybrid", "dense", "bm25", "sparse")
@@ -238,37 +238,6 @@ def rrf(
     return sorted(fused.items(), key=lambda x: -x[1])
 
 
-# Approximate indexes search with these, not FAISS's defaults (nprobe = 1, efSearch = 16, which
-# gave recall@10 of 0.3-0.9 in benchmarks/search_latency.py); nprobe 32 measured 0.98 at 100k
-# and 1M vectors.
-ANN_NPROBE = 32
-ANN_EF_SEARCH = 128
-
-
-def search_params(index, sel=None):
-    """FAISS search parameters of the right type for the index inside the ID map.
-
-    IVF indexes reject plain ``SearchParameters`` (a filtered search would fail), so each kind
-    gets its own, carrying the ID selector and the nprobe / efSearch above.
-    """
-    import faiss
-
-    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
-    if isinstance(inner, faiss.IndexIVF):
-        params = faiss.SearchParametersIVF()
-        params.nprobe = min(ANN_NPROBE, inner.nlist)
-    elif isinstance(inner, faiss.IndexHNSW):
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ANN_EF_SEARCH
-    elif sel is None:
-        return None
-    else:
-        params = faiss.SearchParameters()
-    if sel is not None:
-        params.sel = sel
-    return params
-
-
 def score_fusion(
     ranked: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
 ) -> list[tuple[int, float]]:
@@ -437,24 +406,12 @@ class Searcher:
     def _dense_call(self, vector, k: int, allowed: np.ndarray | None):
         """The FAISS search as a call that touches no SQLite (the index is fetched here), so
         that hybrid search can run it on another thread while FTS5 runs on this one."""
-        import faiss
-
-        if allowed is not None and len(allowed) == 0:
-            return lambda: []
-        q = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        index = self.faiss
-        sel = faiss.IDSelectorBatch(allowed) if allowed is not None else None
-        params = search_params(index, sel)  # `sel` stays referenced while FAISS searches
-
-        cosine = self._cosine
-
-        def run() -> list[tuple[int, float]]:
-            scores, ids = index.search(q, min(k, index.ntotal or 1), params=params)
-            if cosine:
-                scores = np.clip(scores, -1.0, 1.0)
-            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-
-        return run
+        call = vectors.search_call(self.faiss, vector, k, allowed)
+        if not self._cosine:
+            return call
+        # float error can pass 1 by 1e-7, and no score outside the cosine's range may ever
+        # leave a dense search
+        return lambda: [(cid, min(1.0, max(-1.0, s))) for cid, s in call()]
 
     def informative_words(self, words: list[str]) -> list[str]:
         """Drop words that occur in more than half of the chunks (IDF clamped to ~0 by FTS5),

@@ -1,6 +1,7 @@
 """tp-retriever: local retrieval with Token Prepending embeddings from decoder-only LLMs."""
 
-from .embed.embedder import EmbedderConfig, TPEmbedder
+from .embed.config import EmbedderConfig
+from .embed.embedder import TPEmbedder
 from .errors import (
     ConfigError,
     EmptyInputError,

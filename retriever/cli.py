@@ -128,21 +128,21 @@ CONFIG_KEYS = (
 
 def _config(kw: dict):
     """The ``EmbedderConfig`` the options say (the paper's defaults where none was given)."""
-    from .embed.embedder import EmbedderConfig
+    from .embed.config import EmbedderConfig
 
     return EmbedderConfig(**{k: kw.pop(k) for k in CONFIG_KEYS})
 
 
 def _index_config(kw: dict, index_dir: Path, rebuild: bool = False):
-    """The settings to build or re-sync ``index_dir`` with (:mod:`retriever.embed.presets`): the
+    """The settings to build or re-sync ``index_dir`` with (:mod:`retriever.embed.config`): the
     options the user gave, then the index's own settings, then the model's retrieval preset."""
     import contextlib
     from dataclasses import asdict
 
     from click.core import ParameterSource
 
+    from .embed.config import index_config
     from .embed.factory import index_embedder_config
-    from .embed.presets import index_config
     from .errors import ConfigError
     from .index.store import DB_NAME, Store
 
@@ -577,42 +577,16 @@ def index(
 @_index_option
 @click.option("--json", "as_json", is_flag=True)
 def info(index_dir, as_json):
-    """Show an index: folder, embedder, fingerprint, default hybrid, counts."""
-    from .index.store import Store
-    from .index.vectors import factory_for
-    from .search.searcher import hybrid_default
+    """Show an index: folder, embedder, fingerprint, default hybrid, counts, and the state of
+    index.db and the FAISS file (both read in full and checked)."""
+    from .index import manage
 
     index_dir = _index_dir(index_dir)
-    with Store.open(index_dir) as store:
-        m = store.meta()
-        counts = {
-            r[0]: r[1]
-            for r in store.db.execute(
-                "select status, count(*) from files group by status"
-            ).fetchall()
-        }
-        store.check_integrity()
-        writer = store.lock_holder()
-        problem = store.verify_faiss()
-        data = {
-            "index": str(index_dir),
-            **m,
-            "files": counts,
-            "chunks": store.chunk_count(),
-            "faiss_current": problem is None,
-            "faiss_problem": problem,
-            "writer_pid": writer,
-        }
-        if "sparse_scale" in m:  # a scan of the postings: only where there are any
-            data["sparse_chunks"] = store.db.execute(
-                "select count(distinct chunk_id) from sparse_terms"
-            ).fetchone()[0]
-        # What "auto" builds at this size (the factory itself may be a fixed string).
-        data["faiss_index"] = factory_for(m.get("faiss_factory", "Flat"), data["chunks"])
+    data = manage.info(index_dir)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    e = data.get("embedder", {})
+    e, counts, writer = data.get("embedder", {}), data["files"], data["writer_pid"]
     click.echo(f"index       {index_dir}\nfolder      {data.get('root')}")
     click.echo(
         f"model       {e.get('model')}  prompt={e.get('template') or e.get('prompt')} "
@@ -622,17 +596,18 @@ def info(index_dir, as_json):
         f"pooling={e.get('pooling')}"
     )
     click.echo(f"fingerprint {data.get('fingerprint')}")
-    method, dense = hybrid_default(e)
+    method, dense = data["hybrid"]
     click.echo(f"hybrid      {method} fusion, dense weight {dense} (BM25 1.0)")
     click.echo(
         f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('added', 0)} texts added from code"
     )
+    built = data["faiss_index"]
     click.echo(
         f"chunks      {data['chunks']}  (dim {data.get('dimension')}, "
         f"FAISS {data.get('faiss_factory')}"
-        + (f" = {data['faiss_index']}" if data["faiss_index"] != data.get("faiss_factory") else "")
-        + f", {_faiss_state(problem, writer)})"
+        + (f" = {built}" if built != data.get("faiss_factory") else "")
+        + f", {data['faiss_state']})"
     )
     if writer is not None:
         click.echo(f"writer      PID {writer} is updating this index now (an index run)")
@@ -641,32 +616,15 @@ def info(index_dir, as_json):
     click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
 
 
-def _faiss_state(problem: str | None, writer: int | None) -> str:
-    if problem is None:
-        return "current, checksum verified"
-    if writer is not None:
-        return f"being rebuilt: an index run is in progress (PID {writer})"
-    if problem == "missing or stale":
-        return "stale: rebuilt from SQLite on the next search; `tpr repair` writes it"
-    return f"{problem}: run `tpr repair`"
-
-
 @cli.command()
 @_index_option
 @click.option("--skipped", is_flag=True, help="Only skipped files, with reasons.")
 @click.option("--json", "as_json", is_flag=True)
 def files(index_dir, skipped, as_json):
     """List the files of an index (skipped ones with their reason)."""
-    from .index.store import Store
+    from .index import manage
 
-    with Store.open(_index_dir(index_dir)) as store:
-        where = "where status = 'skipped'" if skipped else ""
-        rows = [
-            dict(r)
-            for r in store.db.query(
-                f"select path, status, reason, chunks, size from files {where} order by path"
-            )
-        ]
+    rows = manage.files(_index_dir(index_dir), skipped)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -683,17 +641,10 @@ def remove(path, index_dir):
 
     The file is not excluded: a later `tpr index` picks it up again unless you pass --exclude.
     """
-    from .index.store import Store
+    from .index import manage
 
-    with Store.writer(_index_dir(index_dir)) as store:
-        row = next(store.db["files"].rows_where("path = ?", [path]), None)
-        if row is None:
-            raise click.ClickException(f"{path} is not in the index (see `tpr files`)")
-        with store.db.atomic():
-            store.db["files"].delete(row["id"])
-            store.bump_generation()
-        store.write_faiss()
-    click.echo(f"removed {path} ({row['chunks']} chunks)")
+    chunks = manage.remove(_index_dir(index_dir), path)
+    click.echo(f"removed {path} ({chunks} chunks)")
 
 
 @cli.command()
@@ -701,21 +652,18 @@ def remove(path, index_dir):
 def repair(index_dir):
     """Check index.db and the FAISS file (checksum, ids, a sample of vectors against SQLite),
     and rebuild the FAISS file from SQLite if anything is off."""
-    from .index.store import Store
+    from .index import manage
 
-    with Store.writer(_index_dir(index_dir)) as store:
-        store.check_integrity()
-        problem = store.verify_faiss()
-        if problem is None:
-            click.echo(
-                f"index.db is intact and the FAISS file is current ({store.chunk_count()} "
-                "vectors, checksum and a sample of vectors verified); nothing to do"
-            )
-            return
-        store.write_faiss()
+    r = manage.repair(_index_dir(index_dir))
+    if r.problem is None:
         click.echo(
-            f"FAISS file was {problem}: rebuilt from SQLite ({store.chunk_count()} "
-            "vectors, nothing re-embedded)"
+            f"index.db is intact and the FAISS file is current ({r.vectors} vectors, checksum "
+            "and a sample of vectors verified); nothing to do"
+        )
+    else:
+        click.echo(
+            f"FAISS file was {r.problem}: rebuilt from SQLite ({r.vectors} vectors, nothing "
+            "re-embedded)"
         )
 
 
@@ -805,7 +753,8 @@ def search(
     """Search an index. The embedder is loaded with the settings the index was built with."""
     from .embed.factory import index_embedder_config
     from .index.store import Store
-    from .search.searcher import Filter, Searcher
+    from .search.filters import Filter
+    from .search.searcher import Searcher
 
     index_dir = _index_dir(index_dir)
     metadata = _parse_meta(meta) or None

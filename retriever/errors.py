@@ -67,3 +67,7 @@ class IndexLocationError(StoreError):
 
 class FaissBuildError(StoreError):
     """A FAISS index could not be trained (e.g. more lists than vectors)."""
+
+
+class FileNotInIndexError(StoreError):
+    """A path that the index does not hold."""

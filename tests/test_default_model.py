@@ -10,7 +10,7 @@ from langchain_tests.integration_tests import (
 )
 
 from retriever import TPEmbedder
-from retriever.embed.embedder import EmbedderConfig
+from retriever.embed.config import EmbedderConfig
 from retriever.integrations.embeddings import TPEmbeddings
 from retriever.integrations.vectorstore import TPVectorStore
 

@@ -37,7 +37,8 @@ from retriever.index.store import (
 )
 from retriever.integrations.retriever import TPRetriever
 from retriever.integrations.vectorstore import TPVectorStore
-from retriever.search.searcher import Filter, Searcher
+from retriever.search.filters import Filter
+from retriever.search.searcher import Searcher
 
 from .fakes import FakeEmbedder, FakeLC
 

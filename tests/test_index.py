@@ -285,7 +285,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path, embedder):
 
 @pytest.mark.parametrize("factory", ["HNSW16", "IVF4,Flat", "IDMap2,Flat"])
 def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factory):
-    from retriever.search.searcher import Filter, Searcher
+    from retriever.search.filters import Filter
+    from retriever.search.searcher import Searcher
 
     from .fakes import FakeEmbedder
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from retriever.embed.embedder import EmbedderConfig
+from retriever.embed.config import RUNTIME, EmbedderConfig, index_config, retrieval_preset
 from retriever.embed.models import DEFAULT_MODEL, NAMED_MODELS
-from retriever.embed.presets import RUNTIME, index_config, retrieval_preset
 
 PRESET = dict(NAMED_MODELS[DEFAULT_MODEL].retrieval)
 
@@ -59,7 +58,7 @@ def test_for_retrieval_is_the_preset_with_overrides():
 
 
 def test_the_preset_has_a_measured_hybrid_default():
-    from retriever.search.searcher import FALLBACK_HYBRID, hybrid_default
+    from retriever.embed.config import FALLBACK_HYBRID, hybrid_default
 
     for tp in (True, False):
         settings = asdict(EmbedderConfig.for_retrieval(tp=tp))

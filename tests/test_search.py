@@ -11,7 +11,9 @@ import pytest
 from retriever.errors import ConfigError, EmptyInputError
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import IndexMismatchError
-from retriever.search.searcher import RRF_K, Filter, Searcher, fts_query, score_fusion
+from retriever.search.filters import Filter
+from retriever.search.fusion import RRF_K, score_fusion
+from retriever.search.searcher import Searcher, fts_query
 
 from .fakes import FakeEmbedder
 
@@ -237,7 +239,7 @@ def test_min_score_uses_each_modes_scale(index):
 def test_hybrid_defaults_come_per_setting_from_the_measured_table(index):
     from dataclasses import replace
 
-    from retriever.search.searcher import DEFAULT_HYBRID, FALLBACK_HYBRID
+    from retriever.embed.config import DEFAULT_HYBRID, FALLBACK_HYBRID
 
     _, idx, emb = index
     original = emb.config

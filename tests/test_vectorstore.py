@@ -20,7 +20,8 @@ from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import IndexMismatchError, Store
 from retriever.integrations.retriever import TPRetriever
 from retriever.integrations.vectorstore import EmbeddingsAdapter, TPVectorStore
-from retriever.search.searcher import Filter, Searcher
+from retriever.search.filters import Filter
+from retriever.search.searcher import Searcher
 
 from .fakes import VOCAB, FakeEmbedder, FakeLC
 

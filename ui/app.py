@@ -20,7 +20,9 @@ import streamlit as st
 
 from retriever.embed.factory import index_embedder_config, load_embedder
 from retriever.errors import TPRError
-from retriever.index.store import Store, corrupt_error, indexes_home, resolve_index
+from retriever.index import manage
+from retriever.index.store import DB_NAME, corrupt_error, indexes_home, resolve_index
+from retriever.search.filters import Filter
 from retriever.search.inspect import (
     chunk_by_position,
     compare_tp,
@@ -31,7 +33,7 @@ from retriever.search.inspect import (
     neighbours,
     pca_map,
 )
-from retriever.search.searcher import Filter, Searcher
+from retriever.search.searcher import Searcher
 
 
 def _args():
@@ -53,7 +55,7 @@ def configured_indexes() -> list[Path]:
         found.append(resolve_index(None))
     home = indexes_home()
     if home.is_dir():
-        found += sorted(p for p in home.iterdir() if (p / "index.db").exists())
+        found += sorted(p for p in home.iterdir() if (p / DB_NAME).exists())
     return list(dict.fromkeys(p.expanduser() for p in found))
 
 
@@ -67,10 +69,10 @@ def get_searcher(index_dir: str, config_json: str) -> Searcher:
     return Searcher(Path(index_dir), get_embedder(config_json))
 
 
-def index_card(store: Store) -> dict:
-    m = store.meta()
-    e = m.get("embedder", {})
-    counts = dict(store.db.execute("select status, count(*) from files group by status").fetchall())
+def index_card(index_dir: Path) -> dict:
+    """The sidebar card: what the index is (no file is read in full for it)."""
+    m = manage.info(index_dir, verify=False)
+    e, counts = m.get("embedder", {}), m["files"]
     st.sidebar.caption("Index")
     st.sidebar.text(
         f"folder: {m.get('root')}\nmodel: {e.get('model')}\n"
@@ -79,11 +81,9 @@ def index_card(store: Store) -> dict:
         f"fingerprint: {str(m.get('fingerprint'))[:16]}\n"
         f"files: {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('added', 0)} texts added from code\n"
-        f"chunks: {store.chunk_count()}\nbuilt: {m.get('created')}\nupdated: {m.get('updated')}"
+        f"chunks: {m['chunks']}\nbuilt: {m.get('created')}\nupdated: {m.get('updated')}"
     )
-    skipped = list(
-        store.db.query("select path, reason from files where status = 'skipped' order by path")
-    )
+    skipped = [{"path": r["path"], "reason": r["reason"]} for r in manage.files(index_dir, True)]
     if skipped:
         with st.sidebar.expander(f"Skipped files ({len(skipped)})"):
             st.dataframe(skipped, hide_index=True)
@@ -103,7 +103,7 @@ def show_results(searcher: Searcher, query: str, results) -> None:
                 st.text(c["text"])
 
 
-def manage(searcher: Searcher, meta: dict, index_dir: Path) -> None:
+def resync(searcher: Searcher, meta: dict, index_dir: Path) -> None:
     """Re-sync the index's folder, if it lies under a root the user allowed."""
     roots = allowed_roots()
     if not meta.get("root"):
@@ -156,8 +156,7 @@ def main() -> None:
     chosen = st.sidebar.selectbox("Index", [str(p) for p in choices])
     st.session_state["tpr.index"] = chosen
     try:
-        with Store.open(Path(chosen)) as store:
-            meta = index_card(store)
+        meta = index_card(Path(chosen))
         searcher = get_searcher(chosen, json.dumps(meta["embedder"], sort_keys=True))
     except TPRError as e:
         st.error(str(e))
@@ -170,7 +169,7 @@ def main() -> None:
         query = st.text_input("Query", key="query")
         c1, c2, c3, c4 = st.columns(4)
         modes = ["hybrid", "dense", "bm25"]
-        if "sparse_scale" in searcher.store.meta():  # an index built with --sparse
+        if "sparse_scale" in meta:  # an index built with --sparse
             modes.append("sparse")
         mode = c1.radio("Mode", modes, horizontal=True, key="mode")
         method, weights = searcher.default_hybrid()
@@ -282,7 +281,7 @@ def main() -> None:
             st.caption("PCA of the stored vectors (2 components); hover for the text.")
 
     with manage_tab:
-        manage(searcher, meta, Path(chosen))
+        resync(searcher, meta, Path(chosen))
 
     with dup_tab:
         threshold = st.slider("Similarity at least", 0.80, 1.0, 0.97, 0.01, key="dup_t")

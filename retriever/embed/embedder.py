@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -29,76 +29,14 @@ import torch
 from ..errors import ConfigError, EmptyInputError
 from .backbone import POOLERS, Backbone
 from .batching import Encoded, PromptTokenizer, make_batches
-from .models import DEFAULT_MODEL, NamedModel, derived_cache_file, load, resolve
+from .config import EmbedderConfig
+from .models import NamedModel, derived_cache_file, load, resolve
 from .prompts import METHODS, method_templates, parse_template, preprocess
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Poolings made of others: each part L2-normalised, concatenated, scaled to unit norm.
 COMBINED = {"last+mean": ("last", "mean")}
 POOLINGS = (*POOLERS, *COMBINED)
-
-
-@dataclass(frozen=True)
-class EmbedderConfig:
-    """Settings of a TP embedder. ``None`` layer settings take the model's defaults.
-
-    Attributes:
-        model: named model (``tpr models``), local HF directory, or .gguf file.
-        prompt: prompt method: prompteol, cot, ke or metaeol.
-        template: custom template (overrides ``prompt``); contains TEXT, and <PST> before it.
-        tp: Token Prepending on (True) or the vanilla prompt (False).
-        tp_start: first layer (0-based) before which <PST> is overwritten.
-        tp_exit: layer before which TP stops (exclusive); must be <= output_layer.
-        output_layer: transformers ``hidden_states`` index to read (1..num_layers).
-        pooling: "last" (the paper), "mean" over the sentence's tokens, or "last+mean": both,
-            each L2-normalised, concatenated and scaled by 1/sqrt(2) (twice the dimension;
-            the cosine of two such vectors is the mean of the two cosines).
-        max_length: prompt length cap in tokens; the sentence is truncated to fit.
-        batch_size: texts per forward pass.
-        device: "auto", "cpu", "cuda", "cuda:1", ...
-        dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16".
-        normalize: L2-normalise the embeddings.
-        preprocess: apply the reference code's sentence clean-up.
-        query_prompt / query_template: a different prompt for search queries
-            (:meth:`TPEmbedder.encode_query`), e.g. ``prompt="topic-passage",
-            query_prompt="topic-query"``. None = queries use the document prompt.
-    """
-
-    model: str = DEFAULT_MODEL
-    prompt: str = "prompteol"
-    template: str | None = None
-    tp: bool = True
-    tp_start: int | None = None
-    tp_exit: int | None = None
-    output_layer: int | None = None
-    pooling: str = "last"
-    max_length: int = 512
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "auto"
-    normalize: bool = True
-    preprocess: bool = True
-    query_prompt: str | None = None
-    query_template: str | None = None
-
-    @classmethod
-    def for_retrieval(cls, model: str = DEFAULT_MODEL, **overrides) -> EmbedderConfig:
-        """The settings ``tpr index`` uses for ``model``: its retrieval preset (a passage/query
-        prompt pair and pooling measured on SciFact train; see :mod:`retriever.embed.presets`), then
-        ``overrides``. Models without a preset get the defaults."""
-        from .presets import index_config
-
-        return index_config({"model": model, **overrides})
-
-    def templates(self) -> tuple[str, ...]:
-        return (self.template,) if self.template else method_templates(self.prompt)
-
-    def query_templates(self) -> tuple[str, ...]:
-        if self.query_template:
-            return (self.query_template,)
-        if self.query_prompt:
-            return method_templates(self.query_prompt)
-        return self.templates()
 
 
 def _defaults(num_layers: int, named: NamedModel | None) -> tuple[int, int, int]:

@@ -32,7 +32,7 @@ class MiniLMEmbedder:
     """
 
     def __init__(self, config=None):
-        from .embedder import EmbedderConfig
+        from .config import EmbedderConfig
 
         config = config or EmbedderConfig(model=MINILM)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,7 +166,7 @@ def index_embedder_config(meta: dict):
         ConfigError: the index was built through the VectorStore with other LangChain
             embeddings, which cannot be loaded from a name.
     """
-    from .embedder import EmbedderConfig
+    from .config import EmbedderConfig
 
     config = dict(meta.get("embedder") or {})
     if str(config.get("model", "")).startswith("langchain:"):

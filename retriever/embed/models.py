@@ -57,7 +57,7 @@ class NamedModel:
         tuned_on: where the defaults were tuned (``tpr tune``); None marks untuned guesses.
         canary_ids: the token ids of :data:`CANARY` (no special tokens) from a correct tokenizer.
         retrieval: the settings an index is built with unless the user says otherwise
-            (``EmbedderConfig`` fields, as pairs; see :mod:`retriever.embed.presets`), chosen on
+            (``EmbedderConfig`` fields, as pairs; see :mod:`retriever.embed.config`), chosen on
             SciFact train. Empty = the STS defaults above.
     """
 

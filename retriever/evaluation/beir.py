@@ -30,7 +30,9 @@ import numpy as np
 
 from ..errors import DataNotFoundError
 from ..index.store import Store
-from ..search.searcher import FUSE, Searcher
+from ..index.tables import file_row
+from ..search.fusion import FUSE
+from ..search.searcher import Searcher
 
 Run = dict[str, list[tuple[str, float]]]  # query id -> [(doc id, score)] best first
 DENSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
@@ -142,31 +144,21 @@ class BM25:
         path = Path(self._tmp.name)
         with Store.writer(path) as store:
             store.set_meta(dimension=1, generation=0, root="(beir)", fingerprint="bm25-only")
-            with store.db.atomic():
+            with store.atomic():
                 for doc_id, text in corpus.items():
-                    fid = (
-                        store.db["files"]
-                        .insert({"path": doc_id, "status": "indexed", "chunks": 1})
-                        .last_pk
-                    )
-                    store.db["chunks"].insert(
-                        {
-                            "file_id": fid,
-                            "ordinal": 0,
-                            "text": text,
-                            "start": 0,
-                            "end": len(text),
-                            "tokens": 0,
-                            "vector": b"\0\0\0\0",
-                        }
+                    chunk = {
+                        "ordinal": 0,
+                        "text": text,
+                        "start": 0,
+                        "end": len(text),
+                        "tokens": 0,
+                        "vector": b"\0\0\0\0",
+                    }
+                    store.write_file(
+                        file_row(doc_id, 0, 0, None, "indexed", chunks=1), None, [chunk]
                     )
         self.searcher = Searcher(path)
-        self.doc_of = {
-            cid: p
-            for cid, p in self.searcher.store.db.execute(
-                "select c.id, f.path from chunks c join files f on f.id = c.file_id"
-            ).fetchall()
-        }
+        self.doc_of = self.searcher.store.chunk_paths()
 
     def run(self, queries: dict[str, str], k: int = 100) -> Run:
         return {

@@ -36,13 +36,12 @@ from . import sparse_terms
 from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, file_sha256, load, walk
 from .store import (
-    ADDED,
     INDEX_FILES,
     IndexLocationError,
     Store,
     is_index_dir,
-    now,
 )
+from .tables import file_row
 from .vectors import DEFAULT_FACTORY
 
 DEFAULT_CHUNK_SIZE = 256
@@ -224,12 +223,11 @@ class Indexer:
         """``--rebuild``: folder files go (chunks cascade); texts added through the API stay
         and are re-embedded, since the folder cannot give them back. Their sparse words follow
         the vectors, so they go too."""
-        with store.db.atomic():
-            store.db.execute("delete from files where status != ?", [ADDED])
-            store.db.execute("delete from sparse_terms")
+        with store.atomic():
+            store.drop_folder_files()
             # Keep the generation counter monotonic so no old FAISS stamp can match.
             generation = int(store.meta_value("generation") or 0)
-            store.db.execute("delete from meta")
+            store.clear_meta()
             store.set_meta(generation=generation + 1)
 
     def _bind(self, store: Store, root: Path, report: SyncReport) -> None:
@@ -263,7 +261,7 @@ class Indexer:
 
     def _plan(self, store: Store, root: Path, report: SyncReport) -> list[tuple]:
         opts = self.options
-        known = {r["path"]: r for r in store.db["files"].rows_where("status != ?", [ADDED])}
+        known = store.folder_files()
         seen: set[str] = set()
         todo: list[tuple[FileStat, str, dict | None]] = []
 
@@ -303,7 +301,7 @@ class Indexer:
                 report.skipped.append((f.rel, reason))
                 continue
             if row and row["sha256"] == sha and row["status"] == "indexed":
-                store.db["files"].update(row["id"], {"size": f.size, "mtime_ns": f.mtime_ns})
+                store.touch_file(row["id"], f.size, f.mtime_ns)
                 report.unchanged += 1
                 continue
             todo.append((f, sha, row))
@@ -311,20 +309,18 @@ class Indexer:
         gone = {p: r for p, r in known.items() if p not in seen}
         by_sha = {r["sha256"]: r for r in gone.values() if r["status"] == "indexed"}
         keep = []
-        with store.db.atomic():
+        with store.atomic():
             for f, sha, row in todo:
                 old = by_sha.pop(sha, None) if row is None else None
                 if old is None:
                     keep.append((f, sha, row))
                     continue
                 # A move: same content under a new path. Rename, keep chunks and vectors.
-                store.db["files"].update(
-                    old["id"], {"path": f.rel, "size": f.size, "mtime_ns": f.mtime_ns}
-                )
+                store.move_file(old["id"], f.rel, f.size, f.mtime_ns)
                 del gone[old["path"]]
                 report.moved += 1
             for row in gone.values():
-                store.db["files"].delete(row["id"])  # chunks go with it (ON DELETE CASCADE)
+                store.delete_file(row["id"])  # chunks go with it (ON DELETE CASCADE)
                 report.removed += 1
             if gone:
                 store.bump_generation()
@@ -332,49 +328,25 @@ class Indexer:
 
     def _reembed_added(self, store: Store, report: SyncReport) -> None:
         """Re-embed the texts added through the API with the current embedder."""
-        rows = store.db.execute(
-            "select c.id, c.text from chunks c join files f on f.id = c.file_id "
-            "where f.status = ? order by c.id",
-            [ADDED],
-        ).fetchall()
+        rows = store.added_chunks()
         step = max(self.options.group_chunks, 1)
         for i in range(0, len(rows), step):
             part = rows[i : i + step]
             t = time.perf_counter()
             vectors = self.embedder.encode([r[1] for r in part]).astype(np.float32, copy=False)
             report.embed_seconds += time.perf_counter() - t
-            with store.db.atomic():
-                store.db.conn.executemany(
-                    "update chunks set vector = ? where id = ?",
-                    [(v.tobytes(), r[0]) for v, r in zip(vectors, part, strict=True)],
-                )
+            with store.atomic():
+                store.set_vectors([r[0] for r in part], vectors)
                 store.bump_generation()
             report.chunks += len(part)
 
     def _write_skip(
         self, store: Store, f: FileStat, sha: str | None, row: dict | None, reason: str
     ) -> None:
-        values = {
-            "path": f.rel,
-            "size": f.size,
-            "mtime_ns": f.mtime_ns,
-            "sha256": sha,
-            "status": "skipped",
-            "reason": reason,
-            "chunks": 0,
-            "indexed_at": now(),
-        }
-        with store.db.atomic():
-            if row:
-                had_chunks = store.db.execute(
-                    "select count(*) from chunks where file_id = ?", [row["id"]]
-                ).fetchone()[0]
-                store.db.execute("delete from chunks where file_id = ?", [row["id"]])
-                store.db["files"].update(row["id"], values)
-                if had_chunks:
-                    store.bump_generation()
-            else:
-                store.db["files"].insert(values)
+        values = file_row(f.rel, f.size, f.mtime_ns, sha, "skipped", reason)
+        with store.atomic():
+            if store.write_skip(values, row["id"] if row else None):
+                store.bump_generation()
 
     # -- embedding and writing --------------------------------------------------------------
 
@@ -435,31 +407,19 @@ class Indexer:
         vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
         report.embed_seconds += time.perf_counter() - t
         k = 0
-        with store.db.atomic():
+        with store.atomic():
             for p in group:
-                values = {
-                    "path": p.stat.rel,
-                    "size": p.stat.size,
-                    "mtime_ns": p.stat.mtime_ns,
-                    "sha256": p.sha,
-                    "status": "indexed",
-                    "reason": None,
-                    "chunks": len(p.rows),
-                    "indexed_at": now(),
-                }
-                if p.row:
-                    store.db.execute("delete from chunks where file_id = ?", [p.row["id"]])
-                    store.db["files"].update(p.row["id"], values)
-                    file_id = p.row["id"]
-                    report.updated += 1
-                else:
-                    file_id = store.db["files"].insert(values).last_pk
-                    report.added += 1
+                values = file_row(
+                    p.stat.rel, p.stat.size, p.stat.mtime_ns, p.sha, "indexed", chunks=len(p.rows)
+                )
                 for r in p.rows:
-                    r["file_id"] = file_id
                     r["vector"] = vectors[k].tobytes()
                     k += 1
-                store.db["chunks"].insert_all(p.rows)
+                store.write_file(values, p.row["id"] if p.row else None, p.rows)
+                if p.row:
+                    report.updated += 1
+                else:
+                    report.added += 1
                 report.chunks += len(p.rows)
             store.bump_generation()
 

@@ -64,11 +64,7 @@ def query_bag(encoder: SparseEncoder, embedder, query: str, qvec: np.ndarray) ->
 
 def pending(store) -> bool:
     """Whether any chunk still lacks its sparse words."""
-    row = store.db.execute(
-        "select 1 from chunks where not exists "
-        "(select 1 from sparse_terms s where s.chunk_id = chunks.id) limit 1"
-    ).fetchone()
-    return row is not None
+    return store.sparse_pending()
 
 
 def catch_up(
@@ -76,22 +72,17 @@ def catch_up(
 ) -> int:
     """Compute sparse words for every chunk that has none yet; returns how many were done."""
     c, hidden = embedder.config, embedder.backbone.hidden_size
-    sql = (
-        "select id, text, vector from chunks where id > ? and not exists "
-        "(select 1 from sparse_terms s where s.chunk_id = chunks.id) order by id limit ?"
-    )
     done, last = 0, -1
-    while rows := store.db.execute(sql, [last, BATCH]).fetchall():
+    while rows := store.chunks_without_sparse(last, BATCH):
         vecs = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
         bags = encoder.encode([r[1] for r in rows], stored_last_token(vecs, c.pooling, hidden))
-        with store.db.atomic():
-            store.db.conn.executemany(
-                "insert into sparse_terms (chunk_id, word, weight) values (?, ?, ?)",
+        with store.atomic():
+            store.add_sparse_terms(
                 [
                     (r[0], w, x)
                     for r, bag in zip(rows, bags, strict=True)
                     for w, x in (bag.items() or [("", 0.0)])
-                ],
+                ]
             )
         done += len(rows)
         last = rows[-1][0]
@@ -119,10 +110,7 @@ def idf_weighted(store, bag: dict[str, float]) -> dict[str, float]:
     for w, x in bag.items():
         if not w or x <= 0:
             continue
-        df = store.db.execute(
-            "select count(*) from (select 1 from sparse_terms where word = ? limit ?)",
-            [w, bound + 1],
-        ).fetchone()[0]
+        df = store.sparse_df(w, bound + 1)
         if 0 < df <= bound:
             out[w] = x * float(np.log(n / df))
     return out
@@ -135,11 +123,4 @@ def search(
     bag = idf_weighted(store, bag)
     if not bag or (allowed is not None and len(allowed) == 0):
         return []
-    values = ",".join("(?, ?)" for _ in bag)
-    params: list = [v for item in bag.items() for v in item]
-    sql = (
-        f"with q(word, w) as (values {values}) "
-        "select s.chunk_id, sum(s.weight * q.w) as score from sparse_terms s "
-        "join q on s.word = q.word group by s.chunk_id order by score desc"
-    )
-    return store.top_allowed(sql, params, k, allowed)
+    return store.sparse_top(bag, k, allowed)

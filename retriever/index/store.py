@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import itertools
 import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +41,13 @@ from ..errors import (
 )
 from . import vectors
 from .migrations import migrations
+from .tables import ADDED, API_PREFIX, Tables, now  # noqa: F401 (re-exported)
 from .vectors import factory_for
 
 # Texts added through the LangChain VectorStore (not from the folder) are stored as one
-# ``files`` row each, with this status and a path of API_PREFIX + their id. A walk never yields
-# such a path (relative paths have no "//"), so they cannot collide with folder files, and a
-# folder sync leaves them alone.
-ADDED = "added"
-API_PREFIX = "vectorstore://"
+# ``files`` row each, with status ADDED and a path of API_PREFIX + their id (see .tables). A walk
+# never yields such a path (relative paths have no "//"), so they cannot collide with folder
+# files, and a folder sync leaves them alone.
 DB_NAME, FAISS_NAME, FAISS_META, LOCK_NAME = "index.db", "vectors.faiss", "vectors.json", "lock"
 # Every file an index directory may hold (vectors.json is the stamp file of older versions; the
 # stamp now lives in SQLite). A folder walk never yields these from an index directory.
@@ -115,10 +112,6 @@ def resolve_index(name_or_path: str | Path | None) -> Path:
     return indexes_home() / text
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 RUNTIME_KEYS = ("batch_size", "device", "dtype")
 
 
@@ -133,7 +126,7 @@ def config_diff(old: dict, new: dict) -> list[str]:
     return out
 
 
-class Store:
+class Store(Tables):
     """An index directory. Use :meth:`open` to read and :meth:`writer` to change it.
 
     Args:
@@ -373,6 +366,10 @@ class Store:
     def generation(self) -> int | None:
         return self.meta_value("generation")
 
+    def clear_meta(self) -> None:
+        """Forget every setting (``--rebuild`` records them afresh)."""
+        self.db.execute("delete from meta")
+
     def set_meta(self, **values) -> None:
         self.db["meta"].upsert_all(
             [{"key": k, "value": json.dumps(v)} for k, v in values.items()], pk="key"
@@ -505,64 +502,6 @@ class Store:
         return gen
 
     # -- vectors and FAISS ------------------------------------------------------------------
-
-    def top_allowed(
-        self, sql: str, params: list, k: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        """The first ``k`` (chunk id, score) rows of a best-first query, among ``allowed`` ids.
-
-        Without ``allowed`` SQL applies the limit; with it, rows are read until ``k`` allowed
-        ones are found (filters are applied before ranking, so k results come whenever k
-        chunks match).
-        """
-        if allowed is None:
-            rows = self.db.execute(sql + " limit ?", [*params, k])
-        else:
-            keep = set(allowed.tolist())
-            rows = (r for r in self.db.execute(sql, params) if r[0] in keep)
-        return [(int(cid), float(score)) for cid, score in itertools.islice(rows, k)]
-
-    def chunk_count(self) -> int:
-        return self.db.execute("select count(*) from chunks").fetchone()[0]
-
-    def chunk_ids(self) -> np.ndarray:
-        """Every chunk id, ascending."""
-        rows = self.db.execute("select id from chunks order by id").fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def vectors(self, ids) -> np.ndarray:
-        """The stored vectors of ``ids``, in that order ([n, d] float32).
-
-        Raises:
-            KeyError: an id is not in the index.
-        """
-        ids = [int(i) for i in ids]
-        rows: dict[int, bytes] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows.update(
-                self.db.execute(
-                    f"select id, vector from chunks where id in ({marks})", part
-                ).fetchall()
-            )
-        if not ids:
-            return np.zeros((0, int(self.meta_value("dimension") or 0)), dtype=np.float32)
-        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
-
-    def iter_vectors(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, [n, d] float32 vectors) from SQLite in id order, a batch at a time."""
-        last = -1
-        while True:
-            rows = self.db.execute(
-                "select id, vector from chunks where id > ? order by id limit ?", [last, batch]
-            ).fetchall()
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            yield ids, vecs.reshape(len(rows), -1)
-            last = int(ids[-1])
 
     def build_faiss(self):
         """A FAISS index over every vector in SQLite (:func:`.vectors.build`), reusing the

@@ -10,7 +10,8 @@ from dataclasses import replace
 
 from langchain_core.embeddings import Embeddings
 
-from ..embed.embedder import EmbedderConfig, TPEmbedder
+from ..embed.config import EmbedderConfig
+from ..embed.embedder import TPEmbedder
 
 
 class TPEmbeddings(Embeddings):

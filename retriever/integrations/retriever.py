@@ -13,7 +13,8 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from ..search.searcher import Filter, Searcher
+from ..search.filters import Filter, as_filter
+from ..search.searcher import Searcher
 
 
 class TPRetriever(BaseRetriever):
@@ -64,7 +65,7 @@ class TPRetriever(BaseRetriever):
             )
         }
         flt = kwargs.get("filter", self.filter)
-        flt = Filter(metadata=flt) if isinstance(flt, dict) else flt
+        flt = as_filter(flt)
         results = self.searcher.search(query, flt=flt, **opts)
         return [
             Document(

@@ -37,9 +37,11 @@ from langchain_core.vectorstores import VectorStore
 
 from ..errors import ConfigError
 from ..index import sparse_terms, vectors
-from ..index.store import ADDED, API_PREFIX, Store, now, resolve_index
+from ..index.store import Store, resolve_index
+from ..index.tables import ADDED, file_row
 from ..index.vectors import DEFAULT_FACTORY
-from ..search.searcher import FOLDER_ID, Filter, Searcher
+from ..search.filters import Filter, as_filter
+from ..search.searcher import FOLDER_ID, Searcher
 
 _FOLDER_ID = FOLDER_ID
 
@@ -105,15 +107,6 @@ def as_embedder(embeddings: Embeddings):
     if inner is not None and getattr(inner, "fingerprint", None):
         return inner
     return EmbeddingsAdapter(embeddings)
-
-
-def to_filter(flt: Filter | dict | None) -> Filter | None:
-    """LangChain passes filters as dicts of metadata to match; a Filter passes through."""
-    if flt is None or isinstance(flt, Filter):
-        return flt
-    if isinstance(flt, dict):
-        return Filter(metadata=flt)
-    raise ConfigError(f"filter must be a dict of metadata or a Filter, not {type(flt).__name__}")
 
 
 class TPVectorStore(VectorStore):
@@ -198,28 +191,13 @@ class TPVectorStore(VectorStore):
         tokenize = getattr(self.embedder, "tokenize", None)
         with Store.writer(self.index_dir) as store:
             before = store.generation()
-            with store.db.atomic():
-                removed = self._delete_rows(store, ids)
+            with store.atomic():
+                removed = store.delete_added(ids)
                 added = []
                 for doc_id, text, meta, vec in zip(ids, texts, meta_json, embedded, strict=True):
-                    file_id = (
-                        store.db["files"]
-                        .insert(
-                            {
-                                "path": API_PREFIX + doc_id,
-                                "size": len(text.encode()),
-                                "mtime_ns": 0,
-                                "sha256": hashlib.sha256(text.encode()).hexdigest(),
-                                "status": ADDED,
-                                "reason": None,
-                                "chunks": 1,
-                                "indexed_at": now(),
-                            }
-                        )
-                        .last_pk
-                    )
+                    data = text.encode()
+                    row = file_row("", len(data), 0, hashlib.sha256(data).hexdigest(), ADDED)
                     chunk = {
-                        "file_id": file_id,
                         "ordinal": 0,
                         "text": text,
                         "start": 0,
@@ -229,7 +207,7 @@ class TPVectorStore(VectorStore):
                         "vector": vec.tobytes(),
                         "metadata": meta,
                     }
-                    added.append(store.db["chunks"].insert(chunk).last_pk)
+                    added.append(store.add_text(doc_id, row, chunk))
                 after = store.bump_generation()
             self._update_faiss(store, before, after, removed, added, embedded)
             scale = store.meta_value("sparse_scale")
@@ -253,38 +231,15 @@ class TPVectorStore(VectorStore):
                 )
         with Store.writer(self.index_dir) as store:
             if ids is None:
-                ids = [
-                    r[0].removeprefix(API_PREFIX)
-                    for r in store.db.execute("select path from files where status = ?", [ADDED])
-                ]
+                ids = store.added_ids()
             before = store.generation()
-            with store.db.atomic():
-                removed = self._delete_rows(store, list(ids))
+            with store.atomic():
+                removed = store.delete_added(list(ids))
                 if not removed:
                     return True
                 after = store.bump_generation()
             self._update_faiss(store, before, after, removed, [], None)
         return True
-
-    @staticmethod
-    def _delete_rows(store: Store, ids: list[str]) -> list[int]:
-        """Delete the added texts with these ids; returns the chunk ids that went."""
-        removed: list[int] = []
-        for start in range(0, len(ids), 500):
-            paths = [API_PREFIX + i for i in ids[start : start + 500]]
-            marks = ",".join("?" * len(paths))
-            where = f"f.status = ? and f.path in ({marks})"
-            removed += [
-                r[0]
-                for r in store.db.execute(
-                    f"select c.id from chunks c join files f on f.id = c.file_id where {where}",
-                    [ADDED, *paths],
-                )
-            ]
-            store.db.execute(
-                f"delete from files where status = ? and path in ({marks})", [ADDED, *paths]
-            )
-        return removed
 
     def _update_faiss(self, store, before, after, removed, added, embedded) -> None:
         """Bring the searcher's FAISS index from ``before`` to ``after`` and persist it."""
@@ -308,7 +263,7 @@ class TPVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Dense search; the score is the cosine similarity (-1..1, higher is closer)."""
-        results = self.searcher.search(query, k=k, mode="dense", flt=to_filter(filter))
+        results = self.searcher.search(query, k=k, mode="dense", flt=as_filter(filter))
         return [(_document(r.__dict__), r.score) for r in results]
 
     def similarity_search(
@@ -321,7 +276,7 @@ class TPVectorStore(VectorStore):
     ) -> list[Document]:
         vec = _unit(embedding)
         results = self.searcher.search(
-            "", k=k, mode="dense", flt=to_filter(filter), query_vector=vec
+            "", k=k, mode="dense", flt=as_filter(filter), query_vector=vec
         )
         return [_document(r.__dict__) for r in results]
 
@@ -353,7 +308,7 @@ class TPVectorStore(VectorStore):
             "",
             k=k,
             mode="dense",
-            flt=to_filter(filter),
+            flt=as_filter(filter),
             fetch_k=fetch_k,
             mmr=True,
             lambda_mult=lambda_mult,

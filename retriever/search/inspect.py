@@ -70,23 +70,14 @@ class Neighbour:
 
 
 def chunk_vector(searcher: Searcher, chunk_id: int) -> np.ndarray:
-    row = searcher.store.db.execute("select vector from chunks where id = ?", [chunk_id]).fetchone()
-    if row is None:
-        raise KeyError(f"no chunk {chunk_id} in this index")
-    return np.frombuffer(row[0], dtype=np.float32)
+    try:
+        return searcher.store.vectors([chunk_id])[0]
+    except KeyError:
+        raise KeyError(f"no chunk {chunk_id} in this index") from None
 
 
 def _rows(searcher: Searcher, ids: list[int]) -> dict[int, dict]:
-    if not ids:
-        return {}
-    return {
-        r["id"]: r
-        for r in searcher.store.db.query(
-            "select c.id, c.ordinal, c.text, f.path from chunks c join files f on f.id = c.file_id "
-            f"where c.id in ({','.join('?' * len(ids))})",
-            ids,
-        )
-    }
+    return searcher.store.chunk_rows(ids)
 
 
 def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]:
@@ -104,29 +95,12 @@ def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]
 
 
 def chunk_by_position(searcher: Searcher, path: str, ordinal: int) -> int | None:
-    row = searcher.store.db.execute(
-        "select c.id from chunks c join files f on f.id = c.file_id "
-        "where f.path = ? and c.ordinal = ?",
-        [path, ordinal],
-    ).fetchone()
-    return None if row is None else int(row[0])
+    return searcher.store.chunk_at(path, ordinal)
 
 
 def context(searcher: Searcher, chunk_id: int, radius: int = 1) -> list[dict]:
     """The chunk and its ``radius`` neighbours on each side in the same file, in order."""
-    row = searcher.store.db.execute(
-        "select file_id, ordinal from chunks where id = ?", [chunk_id]
-    ).fetchone()
-    if row is None:
-        return []
-    return [
-        dict(r)
-        for r in searcher.store.db.query(
-            "select id, ordinal, text from chunks where file_id = ? and ordinal between ? and ? "
-            "order by ordinal",
-            [row[0], row[1] - radius, row[1] + radius],
-        )
-    ]
+    return searcher.store.chunk_context(chunk_id, radius)
 
 
 def near_duplicates(

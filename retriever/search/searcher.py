@@ -1,7 +1,7 @@
-"""Search an index: dense (FAISS), lexical (SQLite FTS5 BM25) and hybrid (rank fusion).
+"""Search one index: dense (FAISS), lexical (SQLite FTS5 BM25), sparse, and hybrid fusions.
 
-* **dense**: the query is embedded with the index's embedder; score = inner product of
-  normalised vectors = cosine similarity.
+* **dense**: the query is embedded with the index's embedder (its query prompt); score = inner
+  product of normalised vectors = cosine similarity, never outside [-1, 1].
 * **bm25**: SQLite FTS5 over chunk text with Porter stemming. The query is reduced to its word
   tokens, each quoted and joined with OR, so FTS syntax (quotes, AND, NEAR, ``*``) in user input
   is matched as words and never reaches the parser. Score = -bm25() (higher is better). FTS5
@@ -10,24 +10,21 @@
   more than that, but they make nearly every row a candidate (a 7x slowdown at 100k chunks).
   From 20k chunks on, words in more than a quarter of the chunks are left out as well (IDF
   below 1.1; not lossless, measured in ``benchmarks/bm25_pruning.py``).
-* **hybrid**: weighted reciprocal rank fusion, ``sum_i w_i / (k + rank_i)`` with k = 60, over
-  the top ``fetch_k`` of each side. Ranks, not scores, are fused because cosine and BM25 live on
-  unrelated scales. ``fusion="score"`` is the alternative: each side's scores min-max
-  normalised over its candidates, then a weighted sum (a candidate missing from a side gets 0).
+* **hybrid**: the top ``fetch_k`` of each side fused (:mod:`.fusion`). The method and weights
+  default per embedder (:func:`retriever.embed.config.hybrid_default`): every measured default
+  is score fusion with a small dense weight; rank fusion (``fusion="rrf"``) is the alternative.
 * **sparse** (indexes built with ``--sparse``): the LLM's word weights, a dot product over the
-  query's words in SQL (:mod:`retriever.index.sparse_terms`); with a positive ``"sparse"`` weight it
-  is also a third side of hybrid.
+  query's words (:mod:`retriever.index.sparse_terms`); with a positive ``"sparse"`` weight it is
+  also a third side of hybrid.
 
-Filters (path glob, file suffix, mtime range, stored metadata keys) become SQL over ``files``
-and ``chunks``; the matching chunk ids are handed to FAISS as an ID selector, so dense search
-returns k results whenever k chunks match, instead of filtering a top-k after the fact.
+Filters (:mod:`.filters`) are applied before ranking, so a search returns k results whenever k
+chunks match. The store (:mod:`retriever.index.tables`) runs every SQL statement and
+:mod:`retriever.index.vectors` every FAISS call; this module decides what to ask them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import json
 import math
 import re
 import sqlite3
@@ -39,136 +36,17 @@ from typing import Any
 
 import numpy as np
 
+from ..embed.config import hybrid_default
 from ..errors import ConfigError, EmptyInputError
 from ..index import sparse_terms, vectors
 from ..index.store import ADDED, API_PREFIX, IndexMismatchError, Store, corrupt_error
+from . import filters
+from .filters import Filter
+from .fusion import FUSE, FUSIONS
 
 MODES = ("hybrid", "dense", "bm25", "sparse")
 MAX_K = 10_000  # results (and fusion candidates) per search: more is a mistake, not a need
-_INT64 = (-(2**63), 2**63 - 1)
-FUSIONS = ("rrf", "score")
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
-RRF_K = 60
-# Default hybrid: (fusion method, dense weight; BM25 weighs 1) per embedder setting, chosen on
-# the full SciFact corpus with the *train* queries and checked on test (benchmarks/RESULTS.md).
-# The first entry whose keys all match the index's embedder settings wins. For the small default
-# model every positive RRF weight loses to BM25, while score fusion with a small dense weight
-# gains a little: BM25's normalised scores dominate and dense only re-orders near-ties.
-# The default model's retrieval preset, written out rather than read from models.py: an entry
-# records what was measured, and tests/test_presets.py fails if the preset drifts from it.
-_PRESET = {
-    "model": "gemma3-270m",
-    "prompt": "promptreps-passage",
-    "query_prompt": "promptreps-query",
-    "pooling": "last+mean",
-}
-DEFAULT_HYBRID: tuple[tuple[dict[str, Any], tuple[str, float]], ...] = (
-    ({**_PRESET, "tp": True}, ("score", 0.3)),  # train 71.00 vs BM25 70.09; test 69.46 vs 68.74
-    ({**_PRESET, "tp": False}, ("score", 0.5)),  # train 71.47; test 69.67
-    ({"model": "gemma3-270m", "prompt": "prompteol", "pooling": "last"}, ("score", 0.2)),
-    ({"model": "minilm"}, ("score", 0.7)),
-)
-# Anything unmeasured: score fusion at dense weight 0.2 beat BM25 alone on train for every one
-# of the six systems measured, from the weakest TP variant to MiniLM, while equal-weight RRF lost
-# up to 25 points with the weak ones. A model's own measured entry is preferred to this.
-FALLBACK_HYBRID = ("score", 0.2)
-
-
-def hybrid_default(settings: dict[str, Any]) -> tuple[str, float]:
-    """(fusion method, dense weight) of the default hybrid for an embedder's settings.
-
-    Args:
-        settings: the embedder's config as a dict (what an index stores under ``embedder``).
-    """
-    for match, value in DEFAULT_HYBRID:
-        if all(settings.get(k) == v for k, v in match.items()):
-            return value
-    return FALLBACK_HYBRID
-
-
-@dataclass(frozen=True)
-class Filter:
-    """Which chunks a search may return. Empty = all.
-
-    Attributes:
-        path_glob: glob on the path relative to the indexed folder (e.g. ``docs/*.md``).
-        suffixes: file types, e.g. ``(".md", ".pdf")``.
-        modified_after / modified_before: file mtime bounds, in seconds since the epoch.
-        metadata: stored metadata that must match exactly, e.g. ``{"lang": "en", "year": 2024}``
-            (scalar values; None matches a missing key). Only texts added with metadata
-            (through the VectorStore) have any.
-    """
-
-    path_glob: str | None = None
-    suffixes: tuple[str, ...] = ()
-    modified_after: float | None = None
-    modified_before: float | None = None
-    metadata: dict[str, Any] | None = field(default=None, hash=False)
-
-    def __post_init__(self) -> None:
-        for name in ("modified_after", "modified_before"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-            ):
-                raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}")
-        if isinstance(self.suffixes, str) or not all(isinstance(x, str) for x in self.suffixes):
-            raise ConfigError(
-                f"suffixes must be a tuple of strings like ('.md',), not {self.suffixes!r}"
-            )
-        if self.path_glob is not None and not isinstance(self.path_glob, str):
-            raise ConfigError(f"path_glob must be a string, not {self.path_glob!r}")
-        if self.metadata is not None:
-            if not isinstance(self.metadata, dict):
-                raise ConfigError(f"metadata must be a dict, not {type(self.metadata).__name__}")
-            metadata_clause(self.metadata)  # validates keys and values now, not mid-search
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.path_glob
-            or self.suffixes
-            or self.modified_after is not None
-            or self.modified_before is not None
-            or self.metadata
-        )
-
-
-def metadata_clause(metadata: dict[str, Any]) -> tuple[list[str], list]:
-    """SQL conditions on ``c.metadata`` (JSON) for an exact-match metadata filter.
-
-    Raises:
-        ConfigError: a key with a double quote, or a value that is not a scalar.
-    """
-    where, params = [], []
-    # json_valid first: a row stored by an older version with invalid JSON (NaN) matches
-    # nothing instead of failing every filtered search of the index.
-    field = "(case when json_valid(c.metadata) then json_extract(c.metadata, ?) end)"
-    for key, value in metadata.items():
-        if not isinstance(key, str) or '"' in key:
-            raise ConfigError(f"metadata filter key {key!r} must be a string without '\"'")
-        path = f'$."{key}"'
-        if value is None:
-            where.append(f"{field} is null")
-            params.append(path)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"metadata filter {key}={value!r}: NaN and infinity never match")
-        elif (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not (_INT64[0] <= value <= _INT64[1])
-        ):
-            raise ConfigError(f"metadata filter {key}={value!r}: integers must fit in 64 bits")
-        elif isinstance(value, (str, int, float, bool)):
-            where.append(f"{field} = ?")
-            params += [path, value]
-        else:
-            raise ConfigError(
-                f"metadata filter {key}={value!r}: only exact matches on strings, numbers, "
-                "booleans or None are supported"
-            )
-    return where, params
 
 
 @dataclass
@@ -219,57 +97,6 @@ def fts_query(query: str | list[str]) -> str | None:
     """User text (or words) -> a safe FTS5 query: quoted words joined by OR; None if no words."""
     words = fts_words(query) if isinstance(query, str) else query
     return " OR ".join(f'"{w}"' for w in words) or None
-
-
-def rrf(
-    ranked: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
-) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion: ``sum_i w_i / (RRF_K + rank_i)``, best first.
-
-    Args:
-        ranked: per side (e.g. "dense", "bm25"), ids with scores, best first.
-        weights: per side; missing sides weigh 1.0.
-    """
-    w = weights or {}
-    fused: dict[int, float] = {}
-    for side, hits in ranked.items():
-        for rank, (cid, _) in enumerate(hits, start=1):
-            fused[cid] = fused.get(cid, 0.0) + w.get(side, 1.0) / (RRF_K + rank)
-    return sorted(fused.items(), key=lambda x: -x[1])
-
-
-def score_fusion(
-    ranked: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
-) -> list[tuple[int, float]]:
-    """Weighted sum of min-max normalised scores per side, best first.
-
-    Each side's scores are mapped to [0, 1] over that side's own candidates (all 1.0 when they
-    are equal); a candidate missing from a side scores 0 there. Missing weights are 1.0.
-    """
-    w = weights or {}
-    fused: dict[int, float] = {}
-    for side, hits in ranked.items():
-        if not hits:
-            continue
-        scores = np.array([s for _, s in hits], dtype=np.float64)
-        lo, span = scores.min(), scores.max() - scores.min()
-        norm = (scores - lo) / span if span > 0 else np.ones_like(scores)
-        for (cid, _), x in zip(hits, norm, strict=True):
-            fused[cid] = fused.get(cid, 0.0) + w.get(side, 1.0) * float(x)
-    return sorted(fused.items(), key=lambda x: -x[1])
-
-
-FUSE = {"rrf": rrf, "score": score_fusion}
-
-
-def _ns(seconds: float) -> int:
-    """Seconds -> nanoseconds, clamped to SQLite's integers (no file is that old or new)."""
-    return int(min(max(seconds * 1e9, -9.2e18), 9.2e18))
-
-
-def _like_literal(text: str) -> str:
-    """``text`` lower-cased with LIKE's wildcards escaped (escape character ``\\``)."""
-    return re.sub(r"([\\%_])", r"\\\1", text.lower())
 
 
 def check_k(value, name: str = "k") -> int:
@@ -354,35 +181,9 @@ class Searcher:
 
     # -- filters ----------------------------------------------------------------------------
 
-    def allowed_ids(self, flt: Filter) -> np.ndarray | None:
+    def allowed_ids(self, flt: Filter | None) -> np.ndarray | None:
         """Chunk ids passing the filter (None = no filter)."""
-        if not flt:
-            return None
-        where, params = [], []
-        if flt.modified_after is not None:
-            where.append("f.mtime_ns >= ?")
-            params.append(_ns(flt.modified_after))
-        if flt.modified_before is not None:
-            where.append("f.mtime_ns <= ?")
-            params.append(_ns(flt.modified_before))
-        if flt.suffixes:
-            # LIKE with its wildcards escaped: "--type _xt" must not match ".txt".
-            like = "lower(f.path) like ? escape '\\'"
-            where.append("(" + " or ".join(like for _ in flt.suffixes) + ")")
-            params += [
-                "%" + _like_literal(s if s.startswith(".") else "." + s) for s in flt.suffixes
-            ]
-        if flt.metadata:
-            more_where, more_params = metadata_clause(flt.metadata)
-            where += more_where
-            params += more_params
-        sql = "select c.id, f.path from chunks c join files f on f.id = c.file_id"
-        if where:
-            sql += " where " + " and ".join(where)
-        rows = self.store.db.execute(sql, params).fetchall()
-        if flt.path_glob:
-            rows = [r for r in rows if fnmatch.fnmatch(r[1], flt.path_glob)]
-        return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+        return filters.allowed_ids(self.store, flt)
 
     # -- the modes ------------------------------------------------------------------------------
 
@@ -426,9 +227,7 @@ class Searcher:
             return words
         for w in words:
             if w not in self._df:
-                self._df[w] = self.store.db.execute(
-                    "select count(*) from chunks_fts where chunks_fts match ?", [f'"{w}"']
-                ).fetchone()[0]
+                self._df[w] = self.store.fts_df(w)
         keep = [w for w in words if self._df[w] * 2 <= self._n_chunks] or words
         if self._n_chunks >= COMMON_MIN_CHUNKS:
             keep = [w for w in keep if self._df[w] <= COMMON_FRACTION * self._n_chunks] or keep
@@ -441,11 +240,7 @@ class Searcher:
         if not words or (allowed is not None and len(allowed) == 0):
             return []
         fts = fts_query(self.informative_words(words))
-        sql = (
-            "select rowid, -bm25(chunks_fts) as s from chunks_fts where chunks_fts match ? "
-            "order by s desc"
-        )
-        return self.store.top_allowed(sql, [fts], k, allowed)
+        return self.store.fts_top(fts, k, allowed)
 
     def sparse(
         self, query: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -499,8 +294,8 @@ class Searcher:
             lambda_mult: 1 = pure relevance, 0 = pure diversity.
             min_score: drop results below this score, on the mode's own scale: cosine
                 similarity for dense (-1..1), BM25 for bm25 (>= 0, unbounded), the dot product
-                of word weights for sparse (>= 0), the RRF score for hybrid (at most
-                ``sum(weights) / 61``).
+                of word weights for sparse (>= 0), the fused score for hybrid (score fusion:
+                at most ``sum(weights)``; rrf: at most ``sum(weights) / 61``).
             query_vector: the query already embedded (dense side and MMR); ``query`` may then
                 be empty in dense mode.
             fusion: how hybrid combines the sides: ``rrf`` (ranks), ``score`` (normalised
@@ -580,12 +375,7 @@ class Searcher:
         return self._results(order, ranked)
 
     def _vectors(self, ids: list[int]) -> np.ndarray:
-        rows = dict(
-            self.store.db.execute(
-                f"select id, vector from chunks where id in ({','.join('?' * len(ids))})", ids
-            ).fetchall()
-        )
-        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+        return self.store.vectors(ids)
 
     def _mmr(
         self, qvec: np.ndarray, order: list[tuple[int, float]], k: int, lam: float
@@ -615,35 +405,21 @@ class Searcher:
                 if m:
                     out.append(int(m.group(1)))
                     continue
-                row = self.store.db.execute(
-                    "select c.id from chunks c join files f on f.id = c.file_id "
-                    "where f.status = ? and f.path = ?",
-                    [ADDED, API_PREFIX + doc_id],
-                ).fetchone()
-                if row:
-                    out.append(row[0])
+                cid = self.store.added_chunk_id(doc_id)
+                if cid is not None:
+                    out.append(cid)
         return out
 
     def fetch(self, ids: list[int]) -> dict[int, dict]:
         """Chunk rows by id, with path, LangChain doc id and decoded metadata."""
         if not ids:
             return {}
-        rows = {}
         with self._lock:
-            found = list(
-                self.store.db.query(
-                    'select c.id, c.text, c.ordinal, c.start, c."end", c.page, c.metadata, f.path, '
-                    "f.status from chunks c join files f on f.id = c.file_id "
-                    f"where c.id in ({','.join('?' * len(ids))})",
-                    list(ids),
-                )
-            )
-        for r in found:
-            r["metadata"] = json.loads(r["metadata"]) if r["metadata"] else {}
+            rows = self.store.chunk_rows(ids)
+        for r in rows.values():
             r["doc_id"] = (
                 r["path"].removeprefix(API_PREFIX) if r["status"] == ADDED else f"chunk-{r['id']}"
             )
-            rows[r["id"]] = r
         return rows
 
     def replace_faiss(self, index, generation) -> None:

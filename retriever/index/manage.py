@@ -1,0 +1,109 @@
+"""Looking after an index: what ``tpr info``, ``files``, ``remove`` and ``repair`` do, as library
+calls that the CLI and the UI both use (each command opens, calls one of these, prints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..embed.config import hybrid_default
+from ..errors import FileNotInIndexError
+from .store import Store
+from .vectors import factory_for
+
+
+def info(index_dir: Path, verify: bool = True) -> dict:
+    """Everything known about an index, JSON-ready.
+
+    Keys: the index's meta (root, embedder, fingerprint, chunking, faiss_factory, ...), plus
+    ``index``, ``files`` (counts per status), ``chunks``, ``faiss_index`` (what "auto" builds
+    at this size), ``hybrid`` ([method, dense weight]), ``writer_pid`` (an index run in
+    progress, or None), ``faiss_current``, ``faiss_problem`` and ``faiss_state`` (words), and
+    ``sparse_chunks`` on indexes with sparse words.
+
+    Args:
+        verify: run SQLite's ``quick_check`` over the whole file and the FAISS checks of
+            :meth:`Store.verify_faiss` (reads both files in full; a UI card skips it).
+
+    Raises:
+        IndexNotFoundError, IndexCorruptError: no index there, or a damaged one.
+    """
+    with Store.open(index_dir) as store:
+        meta = store.meta()
+        if verify:
+            store.check_integrity()
+        writer = store.lock_holder()
+        problem = store.verify_faiss() if verify else None
+        data = {
+            "index": str(index_dir),
+            **meta,
+            "files": store.file_counts(),
+            "chunks": store.chunk_count(),
+            "faiss_current": problem is None if verify else store.faiss_is_current(),
+            "faiss_problem": problem,
+            "writer_pid": writer,
+        }
+        if "sparse_scale" in meta:  # a scan of the postings: only where there are any
+            data["sparse_chunks"] = store.sparse_chunk_count()
+    data["faiss_index"] = factory_for(meta.get("faiss_factory", "Flat"), data["chunks"])
+    data["hybrid"] = list(hybrid_default(meta.get("embedder") or {}))
+    data["faiss_state"] = faiss_state(problem, writer) if verify else None
+    return data
+
+
+def faiss_state(problem: str | None, writer: int | None) -> str:
+    """The FAISS file's state in words, with what to do about it."""
+    if problem is None:
+        return "current, checksum verified"
+    if writer is not None:
+        return f"being rebuilt: an index run is in progress (PID {writer})"
+    if problem == "missing or stale":
+        return "stale: rebuilt from SQLite on the next search; `tpr repair` writes it"
+    return f"{problem}: run `tpr repair`"
+
+
+def files(index_dir: Path, skipped_only: bool = False) -> list[dict]:
+    """path, status, reason, chunks and size of each file, by path."""
+    with Store.open(index_dir) as store:
+        return store.list_files(skipped_only)
+
+
+def remove(index_dir: Path, path: str) -> int:
+    """Drop one file (relative to the indexed folder) and its chunks; returns how many went.
+
+    Raises:
+        FileNotInIndexError: no such file in the index.
+        IndexLockedError: an index run is writing.
+    """
+    with Store.writer(index_dir) as store:
+        row = store.file_by_path(path)
+        if row is None:
+            raise FileNotInIndexError(f"{path} is not in the index (see `tpr files`)")
+        with store.atomic():
+            store.delete_file(row["id"])
+            store.bump_generation()
+        store.write_faiss()
+    return int(row["chunks"] or 0)
+
+
+@dataclass
+class RepairReport:
+    problem: str | None  # what was wrong with the FAISS file (None: nothing)
+    vectors: int  # vectors in the index
+
+
+def repair(index_dir: Path) -> RepairReport:
+    """Check index.db (``quick_check``) and the FAISS file (stamp, checksum, ids, a sample of
+    vectors against SQLite), and rebuild the FAISS file from SQLite if anything is off.
+
+    Raises:
+        IndexCorruptError: index.db itself is damaged (re-index the folder).
+        IndexLockedError: an index run is writing.
+    """
+    with Store.writer(index_dir) as store:
+        store.check_integrity()
+        problem = store.verify_faiss()
+        if problem is not None:
+            store.write_faiss()
+        return RepairReport(problem, store.chunk_count())

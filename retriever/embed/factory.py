@@ -9,6 +9,7 @@ run on it under the named model ``minilm`` and be compared on the same code path
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -183,3 +184,37 @@ def load_index_embedder(index_dir):
 
     with Store.open(index_dir) as store:
         return load_embedder(index_embedder_config(store.meta()))
+
+
+def index_settings(index_dir, given: dict, defaults: dict | None = None, rebuild: bool = False):
+    """The ``EmbedderConfig`` to build or re-sync the index at ``index_dir`` with: the settings
+    given, then the index's own, then the model's retrieval preset
+    (:func:`~retriever.embed.config.index_config`).
+
+    Another model than the index's takes none of the index's settings (MiniLM's prompt "none"
+    means nothing to an LLM): its settings then differ from the index's, and the indexer refuses
+    them with the list of differences.
+
+    Args:
+        index_dir: the index directory (it need not exist).
+        given: settings the user chose explicitly.
+        defaults: runtime settings and anything else not set otherwise.
+        rebuild: the index starts over, so its own settings do not count.
+    """
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from ..index.store import DB_NAME, Store
+    from .config import index_config
+
+    stored = None
+    if not rebuild and (Path(index_dir) / DB_NAME).exists():
+        with Store.open(index_dir) as store:
+            meta = store.meta()
+        # LangChain embeddings cannot be loaded by name (ConfigError): binding refuses them.
+        with contextlib.suppress(ConfigError):
+            if meta.get("embedder"):
+                stored = asdict(index_embedder_config(meta))
+    if stored and given.get("model", stored["model"]) != stored["model"]:
+        stored = None
+    return index_config(given, defaults, stored)

@@ -29,6 +29,25 @@ class TuneResult:
     def best_vanilla(self):
         return max((r for r in self.rows if r[1] is None), key=lambda r: r[3])
 
+    def as_json(self, model: str, pairs: int) -> dict:
+        """The grid and the choice, as ``tpr tune --out`` writes them."""
+        p, rng, layer, score = self.best
+        return {
+            "model": model,
+            "pairs": pairs,
+            "chosen": {
+                "prompt": p,
+                "tp_start": rng[0],
+                "tp_exit": rng[1],
+                "output_layer": layer,
+                "score": score,
+            },
+            "grid": [
+                {"prompt": a, "tp_range": b, "output_layer": c, "score": d}
+                for a, b, c, d in self.rows
+            ],
+        }
+
     def markdown(self, top: int | None = None) -> str:
         rows = sorted(self.rows, key=lambda r: -r[3])[:top]
         lines = ["| prompt | TP range | output layer | dev Spearman |", "|---|---|---:|---:|"]

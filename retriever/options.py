@@ -1,0 +1,222 @@
+"""The click pieces every ``tpr`` command shares: the error-to-message group, the embedder and
+index options, and the checks on option values. Commands live in :mod:`retriever.cli` and
+:mod:`retriever.evaluation.commands`; the library does the work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import time
+from pathlib import Path
+
+import click
+
+from .embed.models import DEFAULT_MODEL
+from .embed.prompts import METHODS
+from .errors import TPRError
+
+
+class Group(click.Group):
+    """Turns the library's exceptions into ``Error: ...`` and exit code 1, no traceback.
+
+    A ``sqlite3.DatabaseError`` that reaches here comes from a damaged index.db (a garbage
+    page read late, after the index opened): it is named with the way out, like the library's
+    own :class:`~retriever.index.store.IndexCorruptError`.
+    """
+
+    def invoke(self, ctx):
+        log_to_stderr()
+        try:
+            return super().invoke(ctx)
+        except TPRError as e:
+            raise click.ClickException(str(e)) from e
+        except sqlite3.DatabaseError as e:
+            from .index.store import corrupt_error
+
+            where = ctx.meta.get("tpr.index", Path("the index"))
+            raise click.ClickException(str(corrupt_error(where, e))) from e
+
+
+def log_to_stderr() -> None:
+    """The library's warnings (logger ``retriever``, e.g. a damaged FAISS file rebuilt) go to
+    stderr as ``warning: ...``."""
+    logger = logging.getLogger("retriever")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def embedder_options(f):
+    """The embedder settings shared by every command that embeds."""
+    options = [
+        click.option(
+            "--model",
+            "-m",
+            default=DEFAULT_MODEL,
+            show_default=True,
+            help="Named model (tpr models), local HF directory, or .gguf file.",
+        ),
+        click.option(
+            "--prompt",
+            "-p",
+            default="prompteol",
+            show_default=True,
+            type=click.Choice(list(METHODS), case_sensitive=False),
+            help="Prompt method.",
+        ),
+        click.option(
+            "--template",
+            default=None,
+            help="Custom template with TEXT (and <PST> before it for TP).",
+        ),
+        click.option(
+            "--query-prompt",
+            default=None,
+            type=click.Choice(list(METHODS), case_sensitive=False),
+            help="Prompt for search queries (default: the document prompt), e.g. topic-query.",
+        ),
+        click.option(
+            "--tp/--no-tp",
+            default=True,
+            show_default=True,
+            help="Token Prepending, or the vanilla prompt.",
+        ),
+        click.option("--tp-start", type=int, default=None, help="First TP layer (0-based)."),
+        click.option("--tp-exit", type=int, default=None, help="TP stops before this layer."),
+        click.option(
+            "--output-layer",
+            type=int,
+            default=None,
+            help="hidden_states index to read (1..num_layers).",
+        ),
+        click.option(
+            "--pooling",
+            type=click.Choice(["last", "mean", "last+mean"]),
+            default="last",
+            show_default=True,
+        ),
+        click.option("--max-length", type=int, default=512, show_default=True),
+        click.option("--batch-size", type=int, default=16, show_default=True),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--dtype", default="auto", show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+CONFIG_KEYS = (
+    "model",
+    "prompt",
+    "template",
+    "query_prompt",
+    "tp",
+    "tp_start",
+    "tp_exit",
+    "output_layer",
+    "pooling",
+    "max_length",
+    "batch_size",
+    "device",
+    "dtype",
+)
+
+
+def config_of(kw: dict):
+    """The ``EmbedderConfig`` the options say (the paper's defaults where none was given)."""
+    from .embed.config import EmbedderConfig
+
+    return EmbedderConfig(**{k: kw.pop(k) for k in CONFIG_KEYS})
+
+
+def index_config_of(kw: dict, index_dir: Path, rebuild: bool = False):
+    """The settings to build or re-sync ``index_dir`` with: the options the user gave (not
+    those left at their defaults), then :func:`~retriever.embed.factory.index_settings`."""
+    from click.core import ParameterSource
+
+    from .embed.factory import index_settings
+
+    ctx = click.get_current_context()
+    given, defaults = {}, {}
+    for k in CONFIG_KEYS:
+        source = ctx.get_parameter_source(k)
+        (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
+    return index_settings(index_dir, given, defaults, rebuild)
+
+
+def parse_meta(pairs) -> dict:
+    """``KEY=VALUE`` options -> a metadata filter; VALUE is JSON if it parses, else text."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--meta")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def check_suffix(value: str) -> str:
+    """A file type option: letters, digits and ``+-_.`` only, e.g. ``.md`` or ``tar.gz``."""
+    import re
+
+    if not re.fullmatch(r"\.?[\w+-]+(\.[\w+-]+)*", value):
+        raise click.BadParameter(
+            f"{value!r} is not a file type; write it like .md", param_hint="--type"
+        )
+    return value
+
+
+def check_days(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and 0 < value <= 100_000):
+        raise click.BadParameter(
+            f"{value} is not a number of days in (0, 100000]", param_hint="--since-days"
+        )
+    return value
+
+
+def load_logged(config):
+    from .embed.factory import load_embedder
+
+    t = time.perf_counter()
+    click.echo(f"loading {config.model} ...", err=True)
+    embedder = load_embedder(config)
+    click.echo(f"loaded in {time.perf_counter() - t:.1f}s", err=True)
+    return embedder
+
+
+def data_option(f):
+    return click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Data folder (default: $TPR_DATA_DIR or ../shared/data).",
+    )(f)
+
+
+def index_option(f):
+    return click.option(
+        "--index",
+        "index_dir",
+        default=None,
+        help="Index directory, or a bare NAME for ~/.local/share/tp-retriever/indexes/NAME "
+        "(default: $TPR_INDEX, else the index named 'default').",
+    )(f)
+
+
+def resolve_index_dir(index_dir: str | None) -> Path:
+    from .index.store import resolve_index
+
+    path = resolve_index(index_dir)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["tpr.index"] = path  # for naming a damaged index.db in the error
+    return path

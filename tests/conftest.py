@@ -35,6 +35,14 @@ CORPUS = [
 H, LAYERS, HEADS = 64, 6, 4
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty TPR_HOME and no TPR_INDEX: no test reads or writes the
+    user's indexes (tests that need their own home set it again)."""
+    monkeypatch.setenv("TPR_HOME", str(tmp_path_factory.mktemp("tpr-home")))
+    monkeypatch.delenv("TPR_INDEX", raising=False)
+
+
 def _common(vocab: int) -> dict:
     return dict(
         vocab_size=vocab,

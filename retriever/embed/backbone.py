@@ -29,8 +29,6 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 
-Pooler = Callable[[torch.Tensor], torch.Tensor]
-
 
 class _EarlyExit(Exception):
     """Raised inside the forward pass once every requested layer has been recorded."""

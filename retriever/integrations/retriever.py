@@ -15,6 +15,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from ..search.filters import Filter, as_filter
 from ..search.searcher import Searcher
+from .documents import to_document
 
 
 class TPRetriever(BaseRetriever):
@@ -67,24 +68,7 @@ class TPRetriever(BaseRetriever):
         flt = kwargs.get("filter", self.filter)
         flt = as_filter(flt)
         results = self.searcher.search(query, flt=flt, **opts)
-        return [
-            Document(
-                page_content=r.text,
-                id=r.doc_id,
-                metadata={
-                    "source": r.path,
-                    "chunk_id": r.chunk_id,
-                    "ordinal": r.ordinal,
-                    "start": r.start,
-                    "end": r.end,
-                    "page": r.page,
-                    "score": r.score,
-                    "scores": r.scores,
-                    **r.metadata,
-                },
-            )
-            for r in results
-        ]
+        return [to_document(r.as_dict(), scores=True) for r in results]
 
     @classmethod
     def from_index(cls, index_dir, embedder=None, **kwargs) -> TPRetriever:

@@ -42,8 +42,7 @@ from ..index.tables import ADDED, file_row
 from ..index.vectors import DEFAULT_FACTORY
 from ..search.filters import Filter, as_filter
 from ..search.searcher import FOLDER_ID, Searcher
-
-_FOLDER_ID = FOLDER_ID
+from .documents import to_document
 
 
 class EmbeddingsAdapter:
@@ -176,7 +175,7 @@ class TPVectorStore(VectorStore):
         if len(set(ids)) != len(ids):
             raise ConfigError("ids must be unique within one call")
         for i in ids:
-            if _FOLDER_ID.fullmatch(i):
+            if FOLDER_ID.fullmatch(i):
                 raise ConfigError(f"id {i!r} is reserved for chunks of the indexed folder")
         meta_json = [_metadata_json(m, i) for i, m in enumerate(metadatas)]
         for i, text in enumerate(texts):
@@ -224,7 +223,7 @@ class TPVectorStore(VectorStore):
             ConfigError: an id names a chunk of the indexed folder.
         """
         for i in ids or []:
-            if _FOLDER_ID.fullmatch(i):
+            if FOLDER_ID.fullmatch(i):
                 raise ConfigError(
                     f"{i} is a chunk of the indexed folder; remove or exclude the file and "
                     "re-sync (`tpr index`) instead"
@@ -257,14 +256,14 @@ class TPVectorStore(VectorStore):
         """Documents for the ids that exist (added texts, or ``chunk-<n>`` folder chunks)."""
         chunk_ids = self.searcher.chunk_ids_for(ids)
         rows = self.searcher.fetch(chunk_ids)
-        return [_document(rows[c]) for c in chunk_ids if c in rows]
+        return [to_document(rows[c]) for c in chunk_ids if c in rows]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Dense search; the score is the cosine similarity (-1..1, higher is closer)."""
         results = self.searcher.search(query, k=k, mode="dense", flt=as_filter(filter))
-        return [(_document(r.__dict__), r.score) for r in results]
+        return [(to_document(r.as_dict()), r.score) for r in results]
 
     def similarity_search(
         self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
@@ -278,7 +277,7 @@ class TPVectorStore(VectorStore):
         results = self.searcher.search(
             "", k=k, mode="dense", flt=as_filter(filter), query_vector=vec
         )
-        return [_document(r.__dict__) for r in results]
+        return [to_document(r.as_dict()) for r in results]
 
     def max_marginal_relevance_search(
         self,
@@ -314,7 +313,7 @@ class TPVectorStore(VectorStore):
             lambda_mult=lambda_mult,
             query_vector=_unit(embedding),
         )
-        return [_document(r.__dict__) for r in results]
+        return [to_document(r.as_dict()) for r in results]
 
     def _select_relevance_score_fn(self):
         # Scores are cosine similarities; relevance is the same number clipped to [0, 1].
@@ -376,18 +375,3 @@ def _unit(vector) -> np.ndarray:
     v = np.asarray(vector, dtype=np.float32).reshape(-1)
     n = float(np.linalg.norm(v))
     return v / n if n else v
-
-
-def _document(row: dict) -> Document:
-    """A LangChain Document: added texts carry their own metadata; folder chunks their place."""
-    if not _FOLDER_ID.fullmatch(row["doc_id"]):
-        metadata = dict(row["metadata"])
-    else:
-        metadata = {
-            "source": row["path"],
-            "chunk_id": row.get("chunk_id", row.get("id")),
-            "start": row["start"],
-            "end": row["end"],
-            "page": row["page"],
-        }
-    return Document(page_content=row["text"], metadata=metadata, id=row["doc_id"])

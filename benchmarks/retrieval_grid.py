@@ -26,7 +26,7 @@ from pathlib import Path
 from machine import describe  # benchmarks/machine.py
 
 from retriever import EmbedderConfig
-from retriever.embed.models import cache_dir
+from retriever.embed.gguf import cache_dir
 from retriever.evaluation import beir
 from retriever.evaluation.beir_eval import evaluate
 from retriever.evaluation.sts import default_data_dir

@@ -19,7 +19,7 @@ import numpy as np
 from retriever import EmbedderConfig
 from retriever.embed.embedder import combine_poolings
 from retriever.embed.factory import load_embedder
-from retriever.embed.models import cache_dir
+from retriever.embed.gguf import cache_dir
 from retriever.evaluation import beir
 from retriever.evaluation.sts import default_data_dir
 

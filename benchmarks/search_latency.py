@@ -309,7 +309,7 @@ def main() -> None:
     args.efs = [int(x) for x in args.efs.split(",")]
     import faiss
 
-    from retriever.embed.models import cache_dir
+    from retriever.embed.gguf import cache_dir
 
     rng = np.random.default_rng(0)
     centres, where = seed_vectors(args.cache or cache_dir() / "eval", DIM, rng)

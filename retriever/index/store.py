@@ -113,6 +113,14 @@ def resolve_index(name_or_path: str | Path | None) -> Path:
 
 
 RUNTIME_KEYS = ("batch_size", "device", "dtype")
+REBUILD_HINT = (
+    "Re-run with --rebuild to re-embed everything with the new settings, "
+    "or use --index DIR for a separate index"
+)
+OPEN_HINT = (
+    "Open it with the embeddings it was built with (TPEmbeddings.from_index(index)), "
+    "or give another index_dir for these embeddings"
+)
 
 
 def config_diff(old: dict, new: dict) -> list[str]:
@@ -382,6 +390,7 @@ class Store(Tables):
         dimension: int,
         factory: str,
         chunking: dict | None = None,
+        remedy: str = REBUILD_HINT,
     ) -> None:
         """Record root, embedder and chunking on a new index; refuse a mismatch on an existing
         one.
@@ -391,6 +400,8 @@ class Store(Tables):
                 index without a folder takes the first folder it is synced with).
             chunking: ``{"chunk_size": ..., "overlap": ...}`` for folder indexes (see
                 :meth:`check_chunking`).
+            remedy: what the mismatch message tells the caller to do (``tpr index`` can
+                rebuild; a library caller opening an index should use its embeddings).
 
         Raises:
             IndexMismatchError: the index holds another folder or another embedder.
@@ -424,8 +435,8 @@ class Store(Tables):
                 f"index {self.path} was built with another embedder (fingerprint "
                 f"{m['fingerprint'][:12]}, now {embedder_info['fingerprint'][:12]}): "
                 + "; ".join(diff)
-                + ". Re-run with --rebuild to re-embed everything with the new settings, "
-                "or use --index DIR for a separate index"
+                + ". "
+                + remedy
             )
         if root_s is not None and m.get("root") is None:
             self.set_meta(root=root_s)

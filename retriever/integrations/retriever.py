@@ -13,6 +13,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from ..errors import ConfigError
 from ..search.filters import Filter, as_filter
 from ..search.searcher import Searcher
 from .documents import to_document
@@ -25,17 +26,19 @@ class TPRetriever(BaseRetriever):
         searcher: an open :class:`~retriever.search.searcher.Searcher` (index + embedder).
         k: documents returned.
         mode: hybrid, dense or bm25.
-        filter: restricts candidates (path glob, suffixes, mtime).
+        filter: restricts candidates: a :class:`~retriever.search.filters.Filter`, or a dict of
+            its fields (``{"path_glob": "docs/*.md"}``), or a dict of stored metadata to match.
         fetch_k: candidates per side before fusion.
         weights: fusion weights for hybrid (default per model).
         fusion: ``rrf`` (ranks) or ``score`` (min-max normalised scores) for hybrid; None =
             the model's measured default.
         mmr: re-rank the candidates by maximal marginal relevance.
         lambda_mult: MMR trade-off, 1 = relevance only, 0 = diversity only.
-        min_score: drop results below this score (cosine for dense, BM25 for bm25, the RRF
+        min_score: drop results below this score (cosine for dense, BM25 for bm25, the fused
             score for hybrid; see :meth:`~retriever.search.searcher.Searcher.search`).
 
-    ``invoke(query, k=..., mode=..., ...)`` overrides any of these for one call.
+    ``invoke(query, k=..., mode=..., ...)`` (or ``search_kwargs={...}``) overrides any of these
+    for one call; an unknown keyword is an error.
     """
 
     searcher: Any
@@ -52,32 +55,48 @@ class TPRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        opts = {
-            name: kwargs.get(name, getattr(self, name))
-            for name in (
-                "k",
-                "mode",
-                "fetch_k",
-                "weights",
-                "mmr",
-                "lambda_mult",
-                "min_score",
-                "fusion",
-            )
-        }
-        flt = kwargs.get("filter", self.filter)
-        flt = as_filter(flt)
+        kwargs = _settings(kwargs, "invoke")
+        opts = {name: kwargs.get(name, getattr(self, name)) for name in SEARCH_KEYS}
+        flt = as_filter(kwargs.get("filter", self.filter))
         results = self.searcher.search(query, flt=flt, **opts)
         return [to_document(r.as_dict(), scores=True) for r in results]
 
     @classmethod
     def from_index(cls, index_dir, embedder=None, **kwargs) -> TPRetriever:
-        """Open an index (path or name), loading the embedder it was built with if none given."""
+        """Open an index (path or name), loading the embedder it was built with if none given.
+
+        Settings come as keywords (``k=4, mode="dense"``) or, as LangChain's ``as_retriever``
+        passes them, in ``search_kwargs={"k": 4}``; an unknown one is refused, never ignored.
+
+        Raises:
+            ConfigError: an unknown setting.
+        """
         from ..index.store import resolve_index
 
+        kwargs = _settings(kwargs, "from_index")
         index_dir = resolve_index(index_dir)
         if embedder is None:
             from ..embed.factory import load_index_embedder
 
             embedder = load_index_embedder(index_dir)
         return cls(searcher=Searcher(index_dir, embedder), **kwargs)
+
+
+SEARCH_KEYS = ("k", "mode", "fetch_k", "weights", "mmr", "lambda_mult", "min_score", "fusion")
+SETTINGS = (*SEARCH_KEYS, "filter")
+
+
+def _settings(kwargs: dict, where: str) -> dict:
+    """Keywords with ``search_kwargs`` merged in; an unknown key raises, naming the known ones."""
+    kwargs = dict(kwargs)
+    nested = kwargs.pop("search_kwargs", None) or {}
+    if not isinstance(nested, dict):
+        raise ConfigError(f"search_kwargs must be a dict, not {type(nested).__name__}")
+    merged = {**nested, **kwargs}
+    unknown = sorted(set(merged) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"TPRetriever.{where} got unknown settings {unknown}; the settings are "
+            f"{', '.join(SETTINGS)} (directly or in search_kwargs)"
+        )
+    return merged

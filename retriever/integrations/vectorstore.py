@@ -37,7 +37,7 @@ from langchain_core.vectorstores import VectorStore
 
 from ..errors import ConfigError
 from ..index import sparse_terms, vectors
-from ..index.store import Store, resolve_index
+from ..index.store import OPEN_HINT, Store, resolve_index
 from ..index.tables import ADDED, file_row
 from ..index.vectors import DEFAULT_FACTORY
 from ..search.filters import Filter, as_filter
@@ -133,7 +133,8 @@ class TPVectorStore(VectorStore):
         self.embedder = as_embedder(embedding)
         with Store.writer(self.index_dir) as store:
             factory = faiss_factory or DEFAULT_FACTORY
-            store.bind(None, self.embedder.describe(), self.embedder.dimension, factory)
+            info = self.embedder.describe()
+            store.bind(None, info, self.embedder.dimension, factory, remedy=OPEN_HINT)
             if faiss_factory and store.meta_value("faiss_factory") != faiss_factory:
                 store.set_meta(faiss_factory=faiss_factory)  # applied to the whole index
                 store.write_faiss()

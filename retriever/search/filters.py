@@ -149,8 +149,15 @@ def allowed_ids(store, flt: Filter | None) -> np.ndarray | None:
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
 
+FILTER_FIELDS = frozenset(
+    {"path_glob", "suffixes", "modified_after", "modified_before", "metadata"}
+)
+
+
 def as_filter(flt: Filter | dict | None) -> Filter | None:
-    """LangChain passes filters as dicts of metadata to match; a Filter passes through.
+    """A Filter from what a caller passes: a Filter; a dict of Filter fields
+    (``{"path_glob": "docs/*.md"}``); or, as LangChain passes them, a dict of stored metadata
+    to match (any dict with a key that is not a Filter field).
 
     Raises:
         ConfigError: anything else.
@@ -158,5 +165,10 @@ def as_filter(flt: Filter | dict | None) -> Filter | None:
     if flt is None or isinstance(flt, Filter):
         return flt
     if isinstance(flt, dict):
+        if flt and set(flt) <= FILTER_FIELDS:
+            fields = dict(flt)
+            if isinstance(fields.get("suffixes"), list):
+                fields["suffixes"] = tuple(fields["suffixes"])
+            return Filter(**fields)
         return Filter(metadata=flt)
     raise ConfigError(f"filter must be a dict of metadata or a Filter, not {type(flt).__name__}")

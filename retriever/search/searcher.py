@@ -380,21 +380,15 @@ class Searcher:
     def _mmr(
         self, qvec: np.ndarray, order: list[tuple[int, float]], k: int, lam: float
     ) -> list[tuple[int, float]]:
+        """LangChain's own MMR (``maximal_marginal_relevance``) over the candidates' stored
+        vectors, so the retriever and the VectorStore diversify exactly as LangChain does."""
+        from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
         if not order:
             return []
-        ids = [cid for cid, _ in order]
-        vecs = self._vectors(ids)
-        rel = vecs @ np.asarray(qvec, dtype=np.float32)
-        sim = vecs @ vecs.T
-        picked: list[int] = []
-        left = list(range(len(ids)))
-        while left and len(picked) < k:
-            redundancy = sim[np.ix_(left, picked)].max(1) if picked else np.zeros(len(left))
-            gain = lam * rel[left] - (1 - lam) * redundancy
-            best = left[int(np.argmax(gain))]
-            picked.append(best)
-            left.remove(best)
-        return [order[i] for i in picked]
+        vecs = self._vectors([cid for cid, _ in order])
+        q = np.asarray(qvec, dtype=np.float32)
+        return [order[i] for i in maximal_marginal_relevance(q, vecs, lambda_mult=lam, k=k)]
 
     def chunk_ids_for(self, doc_ids) -> list[int]:
         """Chunk ids for LangChain document ids (missing ones are left out), in order."""

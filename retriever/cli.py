@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .embed.models import DEFAULT_MODEL, NAMED_MODELS
+from .embed.models import catalog
 from .evaluation.commands import eval_group, tune
 from .options import (
     Group,
@@ -35,21 +35,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json):
     """List the named models and their TP defaults."""
-    rows = [
-        {
-            "name": m.name,
-            "default": m.name == DEFAULT_MODEL,
-            "description": m.description,
-            "prompt": m.prompt,
-            "tp_start": m.tp_start,
-            "tp_exit": m.tp_exit,
-            "output_layer": m.output_layer,
-            "tuned_on": m.tuned_on,
-            "retrieval": dict(m.retrieval),
-            "install": m.install,
-        }
-        for m in NAMED_MODELS.values()
-    ]
+    rows = catalog()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -242,6 +228,24 @@ def info(index_dir, as_json):
     click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
 
 
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+def list_(as_json):
+    """Every named index: model, files, chunks, size on disk, last update."""
+    from .index import manage
+
+    rows = manage.list_indexes()
+    if as_json or not rows:
+        click.echo(json.dumps(rows, indent=2) if as_json else "no index yet: see `tpr index`")
+        return
+    for r in rows:
+        state = f"damaged: {r['error']}" if r.get("error") else (
+            f"{r['model']}, {r['files']} files, {r['chunks']} chunks, "
+            f"{r['bytes'] / 2**20:.1f} MiB, updated {r['updated']}"
+        )  # fmt: skip
+        click.echo(f"{r['name']}  ({state})")
+
+
 @cli.command()
 @index_option
 @click.option("--skipped", is_flag=True, help="Only skipped files, with reasons.")
@@ -254,6 +258,8 @@ def files(index_dir, skipped, as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo("no file was skipped" if skipped else "the index holds no file")
     for r in rows:
         extra = f"skipped: {r['reason']}" if r["status"] == "skipped" else f"{r['chunks']} chunks"
         click.echo(f"{r['path']}  ({extra})")
@@ -373,10 +379,11 @@ def demo(out, index_dir, **kw):
     help="Hybrid: add the sparse words as a third side with this weight (index built with "
     "--sparse; dense and BM25 keep the model's default weights).",
 )
+@click.option("--mmr", is_flag=True, help="Diversify: maximal marginal relevance re-ranking.")
+@click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--min-score", type=float, default=None, help="Drop results below this score.")
 @click.option("--json", "as_json", is_flag=True)
-def search(
-    query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, sparse_weight, as_json
-):
+def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, **kw):
     """Search an index. The embedder is loaded with the settings the index was built with."""
     from .embed.factory import index_embedder_config
     from .index.store import Store
@@ -397,24 +404,19 @@ def search(
     )
     searcher = Searcher(index_dir, embedder)
     weights = None
-    if sparse_weight > 0:
+    if kw["sparse_weight"] > 0:
         method, weights = searcher.default_hybrid()
-        weights = {**weights, "sparse": sparse_weight}
+        weights = {**weights, "sparse": kw["sparse_weight"]}
         fusion = fusion or method
     t = time.perf_counter()
-    results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=fusion, weights=weights)
+    results = searcher.search(
+        query, k=k, mode=mode, flt=flt, fusion=fusion, weights=weights, mmr=kw["mmr"],
+        lambda_mult=kw["mmr_lambda"], min_score=kw["min_score"],
+    )  # fmt: skip
     ms = (time.perf_counter() - t) * 1000
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "query": query,
-                    "mode": mode,
-                    "ms": round(ms, 1),
-                    "results": [r.as_dict() for r in results],
-                }
-            )
-        )
+    if kw["as_json"]:
+        out = {"query": query, "mode": mode, "ms": round(ms, 1)}
+        click.echo(json.dumps({**out, "results": [r.as_dict() for r in results]}))
         return
     if not results:
         click.echo("no results")

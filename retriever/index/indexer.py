@@ -174,7 +174,8 @@ class Indexer:
             rebuild: drop everything first (e.g. to change embedder or chunking settings); a
                 damaged index.db is moved aside and a new one started.
             progress: show a tqdm bar.
-            on_progress: called as ``on_progress(files_done, files_to_embed)`` (for UIs).
+            on_progress: called as ``on_progress(bytes_done, bytes_to_embed, chunks_done)``
+                after each committed group (for UIs).
 
         Raises:
             IndexLockedError: another writer is active.
@@ -353,15 +354,21 @@ class Indexer:
     def _embed_all(self, store, root, todo, report, progress, on_progress=None) -> None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), unit="file", desc="indexing", disable=not progress)
+        # Progress counts the bytes of the files to embed, not files: one large file no longer
+        # holds the bar at 0%, and bytes track embedding time closely enough for an honest ETA
+        # from the first group on. The chunks embedded so far ride along.
+        total = sum(f.size for f, _, _ in todo)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="embedding", disable=not progress)
         done = 0
 
-        def advance(n: int) -> None:
+        def advance(files: list) -> None:
             nonlocal done
+            n = sum(f.size for f in files)
             done += n
             bar.update(n)
+            bar.set_postfix(chunks=report.chunks, refresh=False)
             if on_progress is not None:
-                on_progress(done, len(todo))
+                on_progress(done, total, report.chunks)
 
         group: list[_Pending] = []
         n_chunks = 0
@@ -371,13 +378,13 @@ class Indexer:
             except SkipFile as e:
                 self._write_skip(store, f, sha, row, str(e))
                 report.skipped.append((f.rel, str(e)))
-                advance(1)
+                advance([f])
                 continue
             chunks = self.chunker.split(doc.text)
             if not chunks:
                 self._write_skip(store, f, sha, row, "empty (no text)")
                 report.skipped.append((f.rel, "empty (no text)"))
-                advance(1)
+                advance([f])
                 continue
             rows = [
                 {
@@ -394,11 +401,11 @@ class Indexer:
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
                 self._flush(store, group, report)
-                advance(len(group))
+                advance([p.stat for p in group])
                 group, n_chunks = [], 0
         if group:
             self._flush(store, group, report)
-            advance(len(group))
+            advance([p.stat for p in group])
         bar.close()
 
     def _flush(self, store: Store, group: list[_Pending], report: SyncReport) -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..embed.config import hybrid_default
-from ..errors import FileNotInIndexError
-from .store import Store
+from ..errors import FileNotInIndexError, TPRError
+from .store import DB_NAME, Store, indexes_home
 from .vectors import factory_for
 
 
@@ -50,6 +50,34 @@ def info(index_dir: Path, verify: bool = True) -> dict:
     data["hybrid"] = list(hybrid_default(meta.get("embedder") or {}))
     data["faiss_state"] = faiss_state(problem, writer) if verify else None
     return data
+
+
+def list_indexes(home: Path | None = None) -> list[dict]:
+    """Every index under ``home`` (default: the named indexes' folder), by name.
+
+    Each row: name, path, model, files (indexed), chunks, bytes on disk, updated; a damaged
+    index gets an ``error`` instead of failing the list.
+    """
+    home = Path(home) if home is not None else indexes_home()
+    rows = []
+    for path in (
+        sorted(p for p in home.iterdir() if (p / DB_NAME).exists()) if home.is_dir() else []
+    ):
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        row = {"name": path.name, "path": str(path), "bytes": size}
+        try:
+            with Store.open(path) as store:
+                meta = store.meta()
+                row |= {
+                    "model": (meta.get("embedder") or {}).get("model"),
+                    "files": store.file_counts().get("indexed", 0),
+                    "chunks": store.chunk_count(),
+                    "updated": meta.get("updated"),
+                }
+        except TPRError as e:
+            row["error"] = str(e)
+        rows.append(row)
+    return rows
 
 
 def faiss_state(problem: str | None, writer: int | None) -> str:

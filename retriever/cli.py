@@ -344,6 +344,7 @@ def demo(out, index_dir, **kw):
     help="sparse: the LLM's word weights (an index built with --sparse).",
 )
 @click.option("--path", "path_glob", default=None, help="Only paths matching this glob.")
+@click.option("--heading", default=None, help="Only chunks under headings matching this glob.")
 @click.option(
     "--type",
     "suffixes",
@@ -383,7 +384,7 @@ def demo(out, index_dir, **kw):
 @click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--min-score", type=float, default=None, help="Drop results below this score.")
 @click.option("--json", "as_json", is_flag=True)
-def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fusion, **kw):
+def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, meta, fusion, **kw):
     """Search an index. The embedder is loaded with the settings the index was built with."""
     from .embed.factory import index_embedder_config
     from .index.store import Store
@@ -398,6 +399,7 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
             embedder = load_logged(index_embedder_config(store.meta()))
     flt = Filter(
         path_glob=path_glob,
+        heading=heading,
         suffixes=tuple(suffixes),
         modified_after=time.time() - since_days * 86400 if since_days else None,
         metadata=metadata,
@@ -423,7 +425,9 @@ def search(query, index_dir, k, mode, path_glob, suffixes, since_days, meta, fus
     for i, r in enumerate(results, start=1):
         parts = " ".join(f"{name}={v:.4f}" for name, v in r.scores.items())
         page = f" p.{r.page}" if r.page else ""
-        click.echo(f"{i}. {r.path}{page} [chunk {r.ordinal}] {parts}")
+        click.echo(f"{i}. {r.citation}{page} [chunk {r.ordinal}] {parts}")
+        if r.heading:
+            click.echo(f"   § {r.heading}")
         snippet = " ".join(r.text.split())
         click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
     click.echo(f"({mode}, {ms:.0f} ms including query embedding)", err=True)

@@ -95,7 +95,11 @@ def show_results(searcher: Searcher, query: str, results) -> None:
         scores = "  ".join(f"{k} {v:.4f}" for k, v in r.scores.items())
         page = f" p.{r.page}" if r.page else ""
         # Paths are document data too: escaped, never trusted as markup.
-        st.markdown(f"**{rank}.** {escape_markdown(r.path)}{page} · chunk {r.ordinal} · {scores}")
+        heading = f" · § {escape_markdown(r.heading)}" if r.heading else ""
+        st.markdown(
+            f"**{rank}.** {escape_markdown(r.citation)}{page}{heading} · chunk {r.ordinal} · "
+            f"{scores}"
+        )
         st.markdown(highlight(r.text, query))
         with st.expander("Surrounding chunks"):
             for c in context(searcher, r.chunk_id):

@@ -1,7 +1,8 @@
 """Token-aware chunking with the embedder's own tokenizer, keeping exact character offsets.
 
-The text is cut into *units*: sentences within paragraphs (a unit longer than a chunk is cut at
-token boundaries). Units are packed greedily into chunks of at most ``chunk_size`` tokens; a
+The text is cut into *units*: sentences within paragraphs, and each fenced code block whole (a
+unit longer than a chunk is cut at token boundaries, so only a fence longer than a chunk is ever
+split). Units are packed greedily into chunks of at most ``chunk_size`` tokens; a
 chunk closes early at a paragraph break once it is at least half full, so chunks prefer to end
 where the author ended a thought. The next chunk starts with the trailing units of the previous
 one that fit in ``overlap`` tokens. Each chunk's text is exactly ``source[start:end]``.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from .structure import code_fences
 
 _PARA = re.compile(r"\n\s*\n")
 _SENT = re.compile(r"(?<=[.!?。])\s+|\n")
@@ -53,10 +56,18 @@ class Chunker:
         self.overlap = overlap
 
     def _spans(self, text: str) -> list[tuple[int, int, bool]]:
+        spans, pos = [], 0
+        for start, end in code_fences(text):  # prose between fences, then the fence whole
+            spans += self._prose_spans(text, pos, start)
+            spans.append((start, end, True))
+            pos = end
+        return spans + self._prose_spans(text, pos, len(text))
+
+    def _prose_spans(self, text: str, lo: int, hi: int) -> list[tuple[int, int, bool]]:
         spans = []
-        pos = 0
-        for para in [*_PARA.finditer(text), None]:
-            p_end = para.start() if para else len(text)
+        pos = lo
+        for para in [*_PARA.finditer(text, lo, hi), None]:
+            p_end = para.start() if para else hi
             first = True
             s = pos
             for m in [*_SENT.finditer(text, pos, p_end), None]:
@@ -68,7 +79,7 @@ class Chunker:
                     spans.append((s + lead, e - trail, first))
                     first = False
                 s = m.end() if m else e
-            pos = para.end() if para else len(text)
+            pos = para.end() if para else hi
         return spans
 
     def _units(self, text: str) -> list[_Unit]:

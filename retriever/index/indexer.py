@@ -41,6 +41,7 @@ from .store import (
     Store,
     is_index_dir,
 )
+from .structure import Lines
 from .tables import file_row
 from .vectors import DEFAULT_FACTORY
 
@@ -206,6 +207,7 @@ class Indexer:
                     self._reembed_added(store, report)
             self._apply_factory(store, report)
             todo = self._plan(store, root, report)
+            self._backfill_citations(store, root)
             if todo or (sparse and sparse_terms.pending(store)):
                 self._bind(store, root, report)  # loads the model, checks its fingerprint
             # Before any embedding, so an embedder that cannot give sparse words fails at once.
@@ -327,6 +329,24 @@ class Indexer:
                 store.bump_generation()
         return keep
 
+    def _backfill_citations(self, store: Store, root: Path) -> None:
+        """Lines and heading paths for chunks indexed before they were recorded: read from the
+        unchanged files (checked by hash), nothing re-embedded. Changed files get theirs when
+        they are re-embedded."""
+        for file_id, path, sha in store.files_missing_citations():
+            try:
+                if file_sha256(root / path) != sha:
+                    continue
+                doc = load(root / path)
+            except (SkipFile, OSError):
+                continue
+            lines = Lines(doc.text)
+            spans = store.chunk_spans(file_id)
+            with store.atomic():
+                store.set_citations(
+                    [(cid, citation(doc, lines, _Span(start, end))) for cid, start, end in spans]
+                )
+
     def _reembed_added(self, store: Store, report: SyncReport) -> None:
         """Re-embed the texts added through the API with the current embedder."""
         rows = store.added_chunks()
@@ -386,15 +406,9 @@ class Indexer:
                 report.skipped.append((f.rel, "empty (no text)"))
                 advance([f])
                 continue
+            lines = Lines(doc.text)
             rows = [
-                {
-                    "ordinal": i,
-                    "text": c.text,
-                    "start": c.start,
-                    "end": c.end,
-                    "page": doc.page_at(c.start),
-                    "tokens": c.tokens,
-                }
+                {"ordinal": i, "text": c.text, "tokens": c.tokens, **citation(doc, lines, c)}
                 for i, c in enumerate(chunks)
             ]
             group.append(_Pending(f, sha, row, [c.text for c in chunks], rows))
@@ -429,6 +443,25 @@ class Indexer:
                     report.added += 1
                 report.chunks += len(p.rows)
             store.bump_generation()
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+
+
+def citation(doc, lines: Lines, chunk) -> dict:
+    """Where a chunk sits: offsets, page, first and last line, heading path."""
+    first, last = lines.span(chunk.start, chunk.end)
+    return {
+        "start": chunk.start,
+        "end": chunk.end,
+        "page": doc.page_at(chunk.start),
+        "start_line": first,
+        "end_line": last,
+        "heading": doc.heading_at(chunk.start),
+    }
 
 
 def check_location(root: Path, index_dir: Path) -> None:

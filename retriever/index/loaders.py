@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .structure import heading_at, headings
+
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 SKIP_DIRS = {
     ".git",
@@ -101,10 +103,15 @@ class SkipFile(Exception):
 
 @dataclass
 class Document:
-    """Text of one file. ``pages`` holds (page number, start offset) for PDFs."""
+    """Text of one file. ``pages`` holds (page number, start offset) for PDFs, ``headings``
+    (offset, heading path) for Markdown and reST (:mod:`.structure`)."""
 
     text: str
     pages: list[tuple[int, int]] = field(default_factory=list)
+    headings: list[tuple[int, str]] = field(default_factory=list)
+
+    def heading_at(self, offset: int) -> str | None:
+        return heading_at(self.headings, offset)
 
     def page_at(self, offset: int) -> int | None:
         page = None
@@ -359,4 +366,5 @@ def load(path: Path) -> Document:
         raise SkipFile("permission denied") from None
     if not doc.text.strip():
         raise SkipFile("empty (no text)")
+    doc.headings = headings(doc.text, suffix)
     return doc

@@ -81,3 +81,13 @@ def m004_sparse_terms(db: Database) -> None:
     )
     db["sparse_terms"].create_index(["word", "chunk_id", "weight"])
     db["sparse_terms"].create_index(["chunk_id"])
+
+
+@migrations(name="m005_chunk_citations")
+def m005_chunk_citations(db: Database) -> None:
+    # Where a chunk sits, for citations: its first and last line (1-based, in the loaded text)
+    # and the heading path above it (Markdown, reST). Rows from before are filled in by the
+    # next sync from the unchanged files (retriever/index/indexer.py), without re-embedding.
+    db["chunks"].add_column("start_line", int)
+    db["chunks"].add_column("end_line", int)
+    db["chunks"].add_column("heading", str)

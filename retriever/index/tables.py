@@ -210,8 +210,9 @@ class Tables:
         for part in _chunks_of(ids):
             marks = ",".join("?" * len(part))
             for r in self.db.query(
-                'select c.id, c.text, c.ordinal, c.start, c."end", c.page, c.metadata, '
-                "f.path, f.status from chunks c join files f on f.id = c.file_id "
+                'select c.id, c.text, c.ordinal, c.start, c."end", c.page, c.start_line, '
+                "c.end_line, c.heading, c.metadata, f.path, f.status "
+                "from chunks c join files f on f.id = c.file_id "
                 f"where c.id in ({marks})",
                 part,
             ):
@@ -244,6 +245,27 @@ class Tables:
             )
         ]
 
+    def files_missing_citations(self) -> list[tuple[int, str, str]]:
+        """(file id, path, sha256) of indexed files with chunks that have no line numbers yet
+        (indexed before they were recorded)."""
+        return self.db.execute(
+            "select distinct f.id, f.path, f.sha256 from files f join chunks c on c.file_id = "
+            "f.id where f.status = 'indexed' and c.start_line is null"
+        ).fetchall()
+
+    def chunk_spans(self, file_id: int) -> list[tuple[int, int, int]]:
+        """(chunk id, start, end) of one file's chunks, in order."""
+        return self.db.execute(
+            'select id, start, "end" from chunks where file_id = ? order by ordinal', [file_id]
+        ).fetchall()
+
+    def set_citations(self, rows: list[tuple[int, dict]]) -> None:
+        """Store (chunk id, {start_line, end_line, heading}) for existing chunks."""
+        self.db.conn.executemany(
+            "update chunks set start_line = ?, end_line = ?, heading = ? where id = ?",
+            [(c["start_line"], c["end_line"], c["heading"], cid) for cid, c in rows],
+        )
+
     def chunk_paths(self) -> dict[int, str]:
         """Every chunk id with its file's path."""
         return dict(
@@ -252,10 +274,12 @@ class Tables:
             ).fetchall()
         )
 
-    def chunks_where(self, where: Sequence[str], params: Sequence) -> list[tuple[int, str]]:
-        """(chunk id, path) of the chunks meeting every condition (SQL over ``c`` = chunks
-        and ``f`` = files, as :mod:`retriever.search.filters` writes them)."""
-        sql = "select c.id, f.path from chunks c join files f on f.id = c.file_id"
+    def chunks_where(
+        self, where: Sequence[str], params: Sequence
+    ) -> list[tuple[int, str, str | None]]:
+        """(chunk id, path, heading) of the chunks meeting every condition (SQL over ``c`` =
+        chunks and ``f`` = files, as :mod:`retriever.search.filters` writes them)."""
+        sql = "select c.id, f.path, c.heading from chunks c join files f on f.id = c.file_id"
         if where:
             sql += " where " + " and ".join(where)
         return self.db.execute(sql, list(params)).fetchall()

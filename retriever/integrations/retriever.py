@@ -59,7 +59,8 @@ class TPRetriever(BaseRetriever):
         opts = {name: kwargs.get(name, getattr(self, name)) for name in SEARCH_KEYS}
         flt = as_filter(kwargs.get("filter", self.filter))
         results = self.searcher.search(query, flt=flt, **opts)
-        return [to_document(r.as_dict(), scores=True) for r in results]
+        root = self.searcher.meta.get("root")
+        return [to_document(r.as_dict(), scores=True, root=root) for r in results]
 
     @classmethod
     def from_index(cls, index_dir, embedder=None, **kwargs) -> TPRetriever:

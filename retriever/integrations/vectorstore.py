@@ -139,6 +139,7 @@ class TPVectorStore(VectorStore):
                 store.set_meta(faiss_factory=faiss_factory)  # applied to the whole index
                 store.write_faiss()
         self.searcher = Searcher(self.index_dir, self.embedder)
+        self._root = self.searcher.meta.get("root")
 
     @property
     def embeddings(self) -> Embeddings:
@@ -203,6 +204,8 @@ class TPVectorStore(VectorStore):
                         "start": 0,
                         "end": len(text),
                         "page": None,
+                        "start_line": 1,
+                        "end_line": text.count("\n") + 1,
                         "tokens": len(tokenize(text).ids) if tokenize else 0,
                         "vector": vec.tobytes(),
                         "metadata": meta,
@@ -257,14 +260,14 @@ class TPVectorStore(VectorStore):
         """Documents for the ids that exist (added texts, or ``chunk-<n>`` folder chunks)."""
         chunk_ids = self.searcher.chunk_ids_for(ids)
         rows = self.searcher.fetch(chunk_ids)
-        return [to_document(rows[c]) for c in chunk_ids if c in rows]
+        return [to_document(rows[c], root=self._root) for c in chunk_ids if c in rows]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Dense search; the score is the cosine similarity (-1..1, higher is closer)."""
         results = self.searcher.search(query, k=k, mode="dense", flt=as_filter(filter))
-        return [(to_document(r.as_dict()), r.score) for r in results]
+        return [(to_document(r.as_dict(), root=self._root), r.score) for r in results]
 
     def similarity_search(
         self, query: str, k: int = 4, filter: dict | Filter | None = None, **kwargs: Any
@@ -278,7 +281,7 @@ class TPVectorStore(VectorStore):
         results = self.searcher.search(
             "", k=k, mode="dense", flt=as_filter(filter), query_vector=vec
         )
-        return [to_document(r.as_dict()) for r in results]
+        return [to_document(r.as_dict(), root=self._root) for r in results]
 
     def max_marginal_relevance_search(
         self,
@@ -314,7 +317,7 @@ class TPVectorStore(VectorStore):
             lambda_mult=lambda_mult,
             query_vector=_unit(embedding),
         )
-        return [to_document(r.as_dict()) for r in results]
+        return [to_document(r.as_dict(), root=self._root) for r in results]
 
     def _select_relevance_score_fn(self):
         # Scores are cosine similarities; relevance is the same number clipped to [0, 1].

@@ -37,6 +37,7 @@ class Filter:
     """
 
     path_glob: str | None = None
+    heading: str | None = None
     suffixes: tuple[str, ...] = ()
     modified_after: float | None = None
     modified_before: float | None = None
@@ -55,8 +56,10 @@ class Filter:
             raise ConfigError(
                 f"suffixes must be a tuple of strings like ('.md',), not {self.suffixes!r}"
             )
-        if self.path_glob is not None and not isinstance(self.path_glob, str):
-            raise ConfigError(f"path_glob must be a string, not {self.path_glob!r}")
+        for name in ("path_glob", "heading"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string, not {value!r}")
         if self.metadata is not None:
             if not isinstance(self.metadata, dict):
                 raise ConfigError(f"metadata must be a dict, not {type(self.metadata).__name__}")
@@ -65,6 +68,7 @@ class Filter:
     def __bool__(self) -> bool:
         return bool(
             self.path_glob
+            or self.heading
             or self.suffixes
             or self.modified_after is not None
             or self.modified_before is not None
@@ -146,11 +150,14 @@ def allowed_ids(store, flt: Filter | None) -> np.ndarray | None:
     rows = store.chunks_where(*filter_sql(flt))
     if flt.path_glob:
         rows = [r for r in rows if fnmatch.fnmatch(r[1], flt.path_glob)]
+    if flt.heading:
+        want = flt.heading.lower()
+        rows = [r for r in rows if r[2] and fnmatch.fnmatchcase(r[2].lower(), want)]
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
 
 FILTER_FIELDS = frozenset(
-    {"path_glob", "suffixes", "modified_after", "modified_before", "metadata"}
+    {"path_glob", "heading", "suffixes", "modified_after", "modified_before", "metadata"}
 )
 
 

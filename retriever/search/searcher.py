@@ -54,7 +54,9 @@ class Result:
     """One retrieved chunk with every score that led to it.
 
     ``doc_id`` is the id LangChain sees: the caller's id for a text added through the
-    VectorStore, ``chunk-<chunk_id>`` for a chunk of a folder file.
+    VectorStore, ``chunk-<chunk_id>`` for a chunk of a folder file. ``start_line`` /
+    ``end_line`` (1-based) and ``heading`` (Markdown/reST heading path) say where it sits;
+    :attr:`citation` is ``path:line``.
     """
 
     chunk_id: int
@@ -69,9 +71,20 @@ class Result:
     ranks: dict[str, int] = field(default_factory=dict)
     doc_id: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    start_line: int | None = None
+    end_line: int | None = None
+    heading: str | None = None
+
+    @property
+    def citation(self) -> str:
+        """``path:line`` (``path:first-last`` for a chunk over several lines)."""
+        if self.start_line is None:
+            return self.path
+        last = f"-{self.end_line}" if self.end_line and self.end_line != self.start_line else ""
+        return f"{self.path}:{self.start_line}{last}"
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "citation": self.citation}
 
 
 # Below this many chunks every query word is kept: FTS5 is fast there, and the results stay
@@ -448,6 +461,9 @@ class Searcher:
                 float(score),
                 doc_id=r["doc_id"],
                 metadata=r["metadata"],
+                start_line=r["start_line"],
+                end_line=r["end_line"],
+                heading=r["heading"],
             )
             for side, table in per_side.items():
                 if cid in table:

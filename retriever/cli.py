@@ -22,6 +22,7 @@ from .options import (
     load_logged,
     parse_meta,
     resolve_index_dir,
+    show_results,
 )
 
 
@@ -383,6 +384,9 @@ def demo(out, index_dir, **kw):
 @click.option("--mmr", is_flag=True, help="Diversify: maximal marginal relevance re-ranking.")
 @click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--min-score", type=float, default=None, help="Drop results below this score.")
+@click.option(
+    "--server", default=None, help="Ask a running `tpr serve` (e.g. http://127.0.0.1:8765)."
+)
 @click.option("--json", "as_json", is_flag=True)
 def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, meta, fusion, **kw):
     """Search an index. The embedder is loaded with the settings the index was built with."""
@@ -391,46 +395,53 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
     from .search.filters import Filter
     from .search.searcher import Searcher
 
+    opts = {"k": k, "mode": mode, "fusion": fusion, "mmr": kw["mmr"],
+            "lambda_mult": kw["mmr_lambda"], "min_score": kw["min_score"]}  # fmt: skip
+    where = {"path_glob": path_glob, "heading": heading, "suffixes": list(suffixes),
+             "since_days": since_days, "metadata": parse_meta(meta) or None}  # fmt: skip
+    if kw["server"]:  # a running `tpr serve`: no model load here
+        from .server import remote_search
+
+        payload = {"query": query, "index": index_dir, **opts, "filter": where}
+        return show_results(remote_search(kw["server"], payload), kw["as_json"])
+    since = where.pop("since_days")
+    flt = Filter(**{**where, "suffixes": tuple(suffixes)},
+                 modified_after=time.time() - since * 86400 if since else None)  # fmt: skip
     index_dir = resolve_index_dir(index_dir)
-    metadata = parse_meta(meta) or None
     embedder = None
     if mode != "bm25":
         with Store.open(index_dir) as store:
             embedder = load_logged(index_embedder_config(store.meta()))
-    flt = Filter(
-        path_glob=path_glob,
-        heading=heading,
-        suffixes=tuple(suffixes),
-        modified_after=time.time() - since_days * 86400 if since_days else None,
-        metadata=metadata,
-    )
     searcher = Searcher(index_dir, embedder)
     weights = None
     if kw["sparse_weight"] > 0:
         method, weights = searcher.default_hybrid()
         weights = {**weights, "sparse": kw["sparse_weight"]}
-        fusion = fusion or method
+        opts["fusion"] = fusion or method
     t = time.perf_counter()
-    results = searcher.search(
-        query, k=k, mode=mode, flt=flt, fusion=fusion, weights=weights, mmr=kw["mmr"],
-        lambda_mult=kw["mmr_lambda"], min_score=kw["min_score"],
-    )  # fmt: skip
-    ms = (time.perf_counter() - t) * 1000
-    if kw["as_json"]:
-        out = {"query": query, "mode": mode, "ms": round(ms, 1)}
-        click.echo(json.dumps({**out, "results": [r.as_dict() for r in results]}))
-        return
-    if not results:
-        click.echo("no results")
-    for i, r in enumerate(results, start=1):
-        parts = " ".join(f"{name}={v:.4f}" for name, v in r.scores.items())
-        page = f" p.{r.page}" if r.page else ""
-        click.echo(f"{i}. {r.citation}{page} [chunk {r.ordinal}] {parts}")
-        if r.heading:
-            click.echo(f"   § {r.heading}")
-        snippet = " ".join(r.text.split())
-        click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
-    click.echo(f"({mode}, {ms:.0f} ms including query embedding)", err=True)
+    results = searcher.search(query, flt=flt, weights=weights, **opts)
+    ms = round((time.perf_counter() - t) * 1000, 1)
+    out = {"query": query, "mode": mode, "ms": ms, "results": [r.as_dict() for r in results]}
+    show_results(out, kw["as_json"])
+
+
+@cli.command()
+@click.option("--index", "indexes", multiple=True, help="Serve this index (repeatable; "
+              "default: every named index).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 exposes it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--max-concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+def serve(indexes, host, port, max_concurrency):
+    """Serve search over HTTP (POST /search, GET /indexes, /health, /docs); models load once."""
+    import uvicorn
+
+    from .server import create_app, served_indexes
+
+    chosen = served_indexes(indexes)
+    click.echo(f"loading {len(chosen)} index(es): {', '.join(sorted(chosen))} ...", err=True)
+    app = create_app(chosen, max_concurrency=max_concurrency, load=load_logged, preload=True)
+    click.echo(f"serving on http://{host}:{port} (API docs at /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 cli.add_command(eval_group)

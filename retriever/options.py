@@ -220,3 +220,21 @@ def resolve_index_dir(index_dir: str | None) -> Path:
     if ctx is not None:
         ctx.meta["tpr.index"] = path  # for naming a damaged index.db in the error
     return path
+
+
+def show_results(out: dict, as_json: bool) -> None:
+    """Print a search's results (``Result.as_dict()`` rows, local or from a server)."""
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    if not out["results"]:
+        click.echo("no results")
+    for i, r in enumerate(out["results"], start=1):
+        parts = " ".join(f"{name}={v:.4f}" for name, v in r["scores"].items())
+        page = f" p.{r['page']}" if r.get("page") else ""
+        click.echo(f"{i}. {r['citation']}{page} [chunk {r['ordinal']}] {parts}")
+        if r.get("heading"):
+            click.echo(f"   § {r['heading']}")
+        snippet = " ".join(r["text"].split())
+        click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    click.echo(f"({out['mode']}, {out['ms']:.0f} ms including query embedding)", err=True)

@@ -385,8 +385,8 @@ class Indexer:
             nonlocal done
             n = sum(f.size for f in files)
             done += n
-            bar.update(n)
             bar.set_postfix(chunks=report.chunks, refresh=False)
+            bar.update(n)
             if on_progress is not None:
                 on_progress(done, total, report.chunks)
 

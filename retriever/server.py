@@ -1,0 +1,245 @@
+"""``tpr serve``: a local HTTP API over one or more indexes, each index's model loaded once.
+
+A one-shot ``tpr search`` spends most of its ~10 s loading the model; a server pays that once.
+
+* ``GET /health``: ready or not, and the indexes served;
+* ``GET /indexes``: each index's name, model, files, chunks and last update;
+* ``POST /search``: every search mode, filters, MMR, ``k``, ``min_score``; JSON results with
+  the source, ``path:line`` citation, offsets, heading, page and every score;
+* ``GET /docs``: the OpenAPI documentation (FastAPI's).
+
+It binds 127.0.0.1 unless told otherwise, and at most ``max_concurrency`` searches run at once
+(more wait, up to ``queue_timeout`` seconds, then get 503): each index's Searcher serialises its
+own calls, and two cores gain nothing from more. Requests are validated at the door (unknown
+fields, ``k`` out of range, NaN are 422s); library errors are 400s with the message, a missing
+index a 404. Indexes that share embedder settings share one loaded model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import IndexNotFoundError, TPRError
+from .index import manage
+from .search.filters import Filter
+from .search.searcher import MAX_K, Searcher
+
+
+class FilterIn(BaseModel):
+    """Which chunks may be returned (all given conditions hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path_glob: str | None = Field(None, description="glob on the path, e.g. docs/*.md")
+    heading: str | None = Field(None, description="glob on the heading path")
+    suffixes: list[str] = Field(default_factory=list, description="file types, e.g. ['.md']")
+    since_days: float | None = Field(None, gt=0, le=100_000, description="modified recently")
+    metadata: dict[str, Any] | None = Field(None, description="stored metadata to match")
+
+    def to_filter(self) -> Filter:
+        since = time.time() - self.since_days * 86400 if self.since_days else None
+        return Filter(
+            path_glob=self.path_glob,
+            heading=self.heading,
+            suffixes=tuple(self.suffixes),
+            modified_after=since,
+            metadata=self.metadata,
+        )
+
+
+class SearchIn(BaseModel):
+    """A search request."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    query: str = Field(min_length=1, max_length=20_000)
+    index: str | None = Field(None, description="index name; optional when one is served")
+    k: int = Field(5, ge=1, le=MAX_K)
+    mode: Literal["hybrid", "dense", "bm25", "sparse"] = "hybrid"
+    fusion: Literal["rrf", "score"] | None = None
+    fetch_k: int = Field(50, ge=1, le=MAX_K)
+    mmr: bool = False
+    lambda_mult: float = Field(0.5, ge=0, le=1)
+    min_score: float | None = None
+    filter: FilterIn | None = None
+
+
+class _Searchers:
+    """One Searcher per index, opened on first use; one embedder per distinct settings."""
+
+    def __init__(self, indexes: dict[str, Path], load):
+        self.indexes = indexes
+        self._load = load
+        self._searchers: dict[str, Searcher] = {}
+        self._embedders: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def name_of(self, requested: str | None) -> str:
+        if requested is None:
+            if len(self.indexes) == 1:
+                return next(iter(self.indexes))
+            raise HTTPException(400, f"name the index: one of {sorted(self.indexes)}")
+        if requested not in self.indexes:
+            raise HTTPException(404, f"no index {requested!r}; served: {sorted(self.indexes)}")
+        return requested
+
+    def get(self, name: str) -> Searcher:
+        with self._lock:
+            if name not in self._searchers:
+                from .embed.factory import index_embedder_config
+                from .index.store import Store
+
+                with Store.open(self.indexes[name]) as store:
+                    config = index_embedder_config(store.meta())
+                key = json.dumps(config.__dict__, sort_keys=True, default=str)
+                if key not in self._embedders:
+                    self._embedders[key] = self._load(config)
+                self._searchers[name] = Searcher(self.indexes[name], self._embedders[key])
+            return self._searchers[name]
+
+    def close(self) -> None:
+        for s in self._searchers.values():
+            s.close()
+
+
+def create_app(
+    indexes: dict[str, Path],
+    max_concurrency: int = 4,
+    queue_timeout: float = 30.0,
+    load=None,
+    preload: bool = False,
+) -> FastAPI:
+    """The API over ``indexes`` (name -> directory).
+
+    Args:
+        max_concurrency: searches running at once; the rest wait.
+        queue_timeout: seconds a request waits for a slot before a 503.
+        load: loads an embedder from a config (default
+            :func:`~retriever.embed.factory.load_embedder`).
+        preload: open every index and load its model before serving.
+    """
+    if load is None:
+        from .embed.factory import load_embedder as load
+    pool = _Searchers(dict(indexes), load)
+    slots = threading.BoundedSemaphore(max_concurrency)
+    ready = threading.Event()
+    app = FastAPI(
+        title="tp-retriever",
+        summary="Local search over tp-retriever indexes (Token Prepending LLM embeddings).",
+    )
+
+    if preload:
+        for name in indexes:
+            pool.get(name)
+    ready.set()
+
+    @app.exception_handler(TPRError)
+    def library_error(request, exc: TPRError):
+        status = 404 if isinstance(exc, IndexNotFoundError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/health")
+    def health() -> dict:
+        """Whether the server answers, and which indexes it serves."""
+        return {"status": "ok" if ready.is_set() else "loading", "indexes": sorted(indexes)}
+
+    @app.get("/indexes")
+    def list_indexes() -> list[dict]:
+        """Each served index: name, model, files, chunks, last update."""
+        out = []
+        for name, path in sorted(pool.indexes.items()):
+            info = manage.info(path, verify=False)
+            out.append(
+                {
+                    "name": name,
+                    "path": str(path),
+                    "model": (info.get("embedder") or {}).get("model"),
+                    "files": info["files"].get("indexed", 0),
+                    "chunks": info["chunks"],
+                    "updated": info.get("updated"),
+                    "modes": ["hybrid", "dense", "bm25"]
+                    + (["sparse"] if "sparse_scale" in info else []),
+                }
+            )
+        return out
+
+    @app.post("/search")
+    def search(req: SearchIn) -> dict:
+        """Top-k chunks for a query, with citations and every score."""
+        name = pool.name_of(req.index)
+        if not slots.acquire(timeout=queue_timeout):
+            raise HTTPException(503, "too many searches at once; retry shortly")
+        try:
+            searcher = pool.get(name)
+            t = time.perf_counter()
+            results = searcher.search(
+                req.query,
+                k=req.k,
+                mode=req.mode,
+                flt=req.filter.to_filter() if req.filter else None,
+                fetch_k=req.fetch_k,
+                mmr=req.mmr,
+                lambda_mult=req.lambda_mult,
+                min_score=req.min_score,
+                fusion=req.fusion,
+            )
+            ms = (time.perf_counter() - t) * 1000
+        finally:
+            slots.release()
+        return {
+            "query": req.query,
+            "index": name,
+            "mode": req.mode,
+            "ms": round(ms, 1),
+            "results": [r.as_dict() for r in results],
+        }
+
+    app.state.searchers = pool
+    return app
+
+
+def served_indexes(names_or_paths=()) -> dict[str, Path]:
+    """Name -> directory of the indexes to serve: those given (a bare name or a path, named by
+    its folder), else every named index that opens.
+
+    Raises:
+        IndexNotFoundError: nothing to serve.
+    """
+    from .index.store import resolve_index
+
+    chosen = {Path(i).name: resolve_index(i) for i in names_or_paths}
+    if not names_or_paths:
+        chosen = {r["name"]: Path(r["path"]) for r in manage.list_indexes() if not r.get("error")}
+    if not chosen:
+        raise IndexNotFoundError("no index to serve: build one with `tpr index` or `tpr demo`")
+    return chosen
+
+
+def remote_search(url: str, payload: dict, timeout: float = 60.0) -> dict:
+    """POST a search to a running ``tpr serve`` (``url`` like ``http://127.0.0.1:8765``).
+
+    Raises:
+        TPRError: the server is not reachable, or refused the request (its message).
+    """
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + "/search", body, {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        detail = json.loads(e.read() or b"{}").get("detail", e.reason)
+        raise TPRError(f"the server at {url} refused the search ({e.code}): {detail}") from None
+    except OSError as e:
+        raise TPRError(
+            f"no tp-retriever server at {url} ({e}); start one with `tpr serve`"
+        ) from None

@@ -84,3 +84,16 @@ def test_progress_counts_bytes_and_chunks(tmp_path, tokenizer):
     total = sum(len(t.encode()) for t in files.values())
     assert calls[-1] == (total, total, report.chunks)
     assert [c[0] for c in calls] == sorted(c[0] for c in calls) and len(calls) >= 3
+
+
+def test_progress_moves_inside_one_large_file(tmp_path, tokenizer):
+    docs = make(tmp_path / "docs", {"big.txt": "cat dog fish bird tree. " * 400})
+    calls = []
+    opts = IndexOptions(chunk_size=16, overlap=0, group_chunks=4)
+    report = Indexer(FakeEmbedder(tokenizer), opts).sync(
+        docs, tmp_path / "idx", on_progress=lambda *a: calls.append(a)
+    )
+    size = (docs / "big.txt").stat().st_size
+    assert report.chunks > 8 and len(calls) >= report.chunks // 4 - 1
+    assert 0 < calls[0][0] < size and calls[-1] == (size, size, report.chunks)
+    assert [c[2] for c in calls] == sorted(c[2] for c in calls)

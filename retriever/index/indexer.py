@@ -381,14 +381,29 @@ class Indexer:
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="embedding", disable=not progress)
         done = 0
 
-        def advance(files: list) -> None:
+        def advance(files: list, embedded: int = 0) -> None:
+            """Count ``files`` as done (their bytes, less what partial steps counted)."""
+            nonlocal done, partial
+            n = sum(f.size for f in files) - partial
+            partial = 0
+            tick(n, embedded)
+
+        def tick(n: int, embedded: int = 0) -> None:
             nonlocal done
-            n = sum(f.size for f in files)
             done += n
-            bar.set_postfix(chunks=report.chunks, refresh=False)
+            bar.set_postfix(chunks=report.chunks + embedded, refresh=False)
             bar.update(n)
             if on_progress is not None:
-                on_progress(done, total, report.chunks)
+                on_progress(done, total, report.chunks + embedded)
+
+        partial = 0
+
+        def step(group_bytes: int, chunks_done: int, chunks_all: int) -> None:
+            """Inside a large group: move by its share of bytes as its chunks embed."""
+            nonlocal partial
+            n = group_bytes * chunks_done // chunks_all - partial
+            partial += n
+            tick(n, chunks_done)
 
         group: list[_Pending] = []
         n_chunks = 0
@@ -414,18 +429,28 @@ class Indexer:
             group.append(_Pending(f, sha, row, [c.text for c in chunks], rows))
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
-                self._flush(store, group, report)
+                self._flush(store, group, report, step)
                 advance([p.stat for p in group])
                 group, n_chunks = [], 0
         if group:
-            self._flush(store, group, report)
+            self._flush(store, group, report, step)
             advance([p.stat for p in group])
         bar.close()
 
-    def _flush(self, store: Store, group: list[_Pending], report: SyncReport) -> None:
+    def _flush(self, store: Store, group: list[_Pending], report: SyncReport, step=None) -> None:
+        """Embed a group and write it in one transaction. A group is one file or more; a large
+        file's chunks are embedded in slices of ``group_chunks`` so progress keeps moving, but
+        still committed together (a file is whole or absent)."""
         texts = [t for p in group for t in p.texts]
+        size = max(self.options.group_chunks, 1)
+        group_bytes = sum(p.stat.size for p in group)
         t = time.perf_counter()
-        vectors = self.embedder.encode(texts).astype(np.float32, copy=False)
+        parts = []
+        for i in range(0, len(texts), size):
+            parts.append(self.embedder.encode(texts[i : i + size]).astype(np.float32, copy=False))
+            if step is not None and i + size < len(texts):
+                step(group_bytes, i + size, len(texts))
+        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         report.embed_seconds += time.perf_counter() - t
         k = 0
         with store.atomic():

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .formats import OFFICE_SUFFIXES, FormatError, parts
 from .structure import heading_at, headings
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -44,6 +45,7 @@ SKIP_DIRS = {
     "site-packages",
 }
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+IGNORE_FILES = (".gitignore", ".tprignore")
 # Binary formats we know we cannot read: skipped without opening them.
 BINARY_SUFFIXES = {
     ".png",
@@ -90,9 +92,6 @@ BINARY_SUFFIXES = {
     ".pkl",
     ".npy",
     ".parquet",
-    ".docx",
-    ".xlsx",
-    ".pptx",
     ".odt",
 }
 
@@ -144,6 +143,7 @@ def walk(
     on_skip: Callable[[FileStat, str], None] | None = None,
     skip_dir: Callable[[Path], bool] | None = None,
     skip_names: Callable[[Path], frozenset[str]] | None = None,
+    ignore_files: Sequence[str] = IGNORE_FILES,
 ) -> Iterator[FileStat]:
     """Yield the regular files under ``root`` that indexing should look at, sorted by path.
 
@@ -157,6 +157,9 @@ def walk(
             loop, directory symlinks, and anything that is not a regular file.
         skip_dir: folders for which this returns True are not entered (e.g. index folders).
         skip_names: names to pass over silently in a folder (e.g. an index's own files).
+        ignore_files: files whose gitignore-style patterns leave paths out (``.gitignore``,
+            ``.tprignore``), in any folder, applying below it; a deeper file's verdict wins, as
+            in git.
     """
     root = root.resolve()
     skip_set = {p.resolve() for p in skip}
@@ -165,13 +168,17 @@ def walk(
         if on_skip is not None:
             on_skip(FileStat(rel, 0, 0), reason)
 
+    ignores = _Ignores(root, ignore_files)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
+        ignores.enter(here)
         keep = []
         for d in sorted(dirnames):
             if d in SKIP_DIRS or d.startswith("."):
                 continue
             path = here / d
+            if ignores.ignored(path.relative_to(root).as_posix() + "/"):
+                continue
             if path.is_symlink():
                 # os.walk lists directory symlinks here and never descends into them.
                 passed_over(path.relative_to(root).as_posix(), "symlink to a folder (not followed)")
@@ -188,6 +195,8 @@ def walk(
                 continue
             path = here / name
             rel = path.relative_to(root).as_posix()
+            if ignores.ignored(rel):
+                continue
             if include and not _matches(rel, include):
                 continue
             if exclude and _matches(rel, exclude):
@@ -239,6 +248,36 @@ def open_regular(path: Path) -> Iterator[io.BufferedReader]:
             yield f
     finally:
         os.close(fd)
+
+
+class _Ignores:
+    """The gitignore-style pattern files met so far in a walk, by the folder they stand in."""
+
+    def __init__(self, root: Path, names: Sequence[str]):
+        self.root, self.names = root, tuple(names)
+        self.specs: list[tuple[str, object]] = []  # (folder relative to root, "" or "a/b/")
+
+    def enter(self, folder: Path) -> None:
+        lines: list[str] = []
+        for name in self.names:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if (folder / name).is_file():
+                    lines += (folder / name).read_text().splitlines()
+        if lines:
+            import pathspec
+
+            rel = folder.relative_to(self.root).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            self.specs.append((prefix, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def ignored(self, rel: str) -> bool:
+        verdict = None
+        for prefix, spec in self.specs:  # outer folders first: a deeper verdict wins
+            if rel.startswith(prefix):
+                result = spec.check_file(rel[len(prefix) :]).include
+                if result is not None:
+                    verdict = result
+        return bool(verdict)
 
 
 def read_regular(path: Path) -> bytes:
@@ -347,6 +386,22 @@ def _pdf(data: bytes) -> Document:
     return Document("\n\n".join(parts), pages)
 
 
+def _parts(data: bytes, suffix: str) -> Document:
+    """A document made of numbered parts (slides, sheets, chapters, cells): see :mod:`.formats`."""
+    try:
+        found = parts(data, suffix)
+    except FormatError as e:
+        raise SkipFile(f"unreadable {suffix[1:].upper()} file ({e})") from None
+    texts, pages, offset = [], [], 0
+    for number, text in found:
+        text = _no_nul(text)
+        if number is not None:
+            pages.append((number, offset))
+        texts.append(text)
+        offset += len(text) + 2
+    return Document("\n\n".join(texts), pages)
+
+
 def load(path: Path) -> Document:
     """Read one file as text.
 
@@ -360,6 +415,8 @@ def load(path: Path) -> Document:
     try:
         if suffix == ".pdf":
             doc = _pdf(data)
+        elif suffix in OFFICE_SUFFIXES:
+            doc = _parts(data, suffix)
         else:
             doc = Document(_html(data) if suffix in HTML_SUFFIXES else decode_text(data))
     except PermissionError:

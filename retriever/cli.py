@@ -22,6 +22,7 @@ from .options import (
     load_logged,
     parse_meta,
     resolve_index_dir,
+    show_report,
     show_results,
 )
 
@@ -72,18 +73,9 @@ def embed(texts, as_json, first, **kw):
     embedder = load_logged(config_of(kw))
     vectors = embedder.encode(list(texts))
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "fingerprint": embedder.fingerprint,
-                    "config": embedder.describe()["config"],
-                    "embeddings": [
-                        {"text": t, "vector": v.tolist()}
-                        for t, v in zip(texts, vectors, strict=True)
-                    ],
-                }
-            )
-        )
+        rows = [{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors, strict=True)]
+        info = {"fingerprint": embedder.fingerprint, "config": embedder.describe()["config"]}
+        click.echo(json.dumps({**info, "embeddings": rows}))
         return
     click.echo(f"fingerprint {embedder.fingerprint[:16]}  dimension {embedder.dimension}")
     for t, v in zip(texts, vectors, strict=True):
@@ -162,28 +154,7 @@ def index(
         sparse=sparse,
     )
     report = Indexer(embedder, opts).sync(path, index_dir, rebuild=rebuild, progress=not as_json)
-    if as_json:
-        click.echo(json.dumps({"index": str(index_dir), **report.as_dict()}))
-        return
-    r = report
-    click.echo(f"index {index_dir}")
-    if r.faiss_factory:
-        old, new = r.faiss_factory
-        click.echo(f"FAISS factory {old} -> {new}: its file was rebuilt from SQLite")
-    click.echo(
-        f"added {r.added}, updated {r.updated}, moved {r.moved}, removed {r.removed}, "
-        f"unchanged {r.unchanged}, skipped {len(r.skipped)}"
-    )
-    click.echo(
-        f"{r.chunks} chunks embedded in {r.seconds:.1f}s ({r.chunks_per_second:.1f} "
-        f"chunks/s; model {r.embed_seconds:.1f}s)"
-        if r.model_loaded
-        else f"nothing to embed; done in {r.seconds:.1f}s without loading the model"
-    )
-    if r.sparse_chunks:
-        click.echo(f"sparse words computed for {r.sparse_chunks} chunks")
-    for p, reason in r.skipped:
-        click.echo(f"  skipped {p}: {reason}")
+    show_report(report, index_dir, as_json)
 
 
 @cli.command()
@@ -423,6 +394,31 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
     ms = round((time.perf_counter() - t) * 1000, 1)
     out = {"query": query, "mode": mode, "ms": ms, "results": [r.as_dict() for r in results]}
     show_results(out, kw["as_json"])
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@index_option
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True)
+@click.option("--debounce", type=click.FloatRange(0, 600), default=1.0, show_default=True)
+def watch(path, index_dir, interval, debounce):
+    """Keep the index of PATH in sync while files change (polling; Ctrl-C stops).
+
+    Each sync is a `tpr index` run with the index's own settings (or the model's preset for a
+    new index): same lock, same crash safety, only changed files embedded."""
+    from .embed.factory import LazyEmbedder, index_settings
+    from .index.indexer import Indexer
+    from .index.watch import watch as watch_folder
+
+    index_dir = resolve_index_dir(index_dir)
+    indexer = Indexer(LazyEmbedder(index_settings(index_dir, {}), load_logged))
+    click.echo(f"watching {path} for index {index_dir} (Ctrl-C stops)", err=True)
+    try:
+        watch_folder(path, index_dir, indexer, interval, debounce,
+                     on_sync=lambda r: show_report(r, index_dir, False),
+                     on_wait=lambda msg: click.echo(msg, err=True))  # fmt: skip
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
 
 
 @cli.command()

@@ -238,3 +238,28 @@ def show_results(out: dict, as_json: bool) -> None:
         snippet = " ".join(r["text"].split())
         click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
     click.echo(f"({out['mode']}, {out['ms']:.0f} ms including query embedding)", err=True)
+
+
+def show_report(r, index_dir: Path, as_json: bool) -> None:
+    """Print what an index run did (:class:`~retriever.index.indexer.SyncReport`)."""
+    if as_json:
+        click.echo(json.dumps({"index": str(index_dir), **r.as_dict()}))
+        return
+    click.echo(f"index {index_dir}")
+    if r.faiss_factory:
+        old, new = r.faiss_factory
+        click.echo(f"FAISS factory {old} -> {new}: its file was rebuilt from SQLite")
+    click.echo(
+        f"added {r.added}, updated {r.updated}, moved {r.moved}, removed {r.removed}, "
+        f"unchanged {r.unchanged}, skipped {len(r.skipped)}"
+    )
+    click.echo(
+        f"{r.chunks} chunks embedded in {r.seconds:.1f}s ({r.chunks_per_second:.1f} "
+        f"chunks/s; model {r.embed_seconds:.1f}s)"
+        if r.model_loaded
+        else f"nothing to embed; done in {r.seconds:.1f}s without loading the model"
+    )
+    if r.sparse_chunks:
+        click.echo(f"sparse words computed for {r.sparse_chunks} chunks")
+    for p, reason in r.skipped:
+        click.echo(f"  skipped {p}: {reason}")

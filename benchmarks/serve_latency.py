@@ -1,6 +1,6 @@
 """`tpr serve` under load, on a real index with its real model: latency of POST /search per
 mode (p50 / p95, one client, query embedding included), then requests per second with 4
-concurrent clients (hybrid). The server is started as a user starts it (`python -m retriever
+concurrent clients (hybrid), and one one-shot `tpr search` for comparison. The server is started as a user starts it (`python -m retriever
 serve`) and reached over HTTP on 127.0.0.1; the model loads once, before the first request.
 
     python benchmarks/serve_latency.py --index python-docs [--rounds 3]
@@ -93,6 +93,15 @@ def main() -> None:
         rate = len(jobs) / (time.perf_counter() - t0)
         lines.append(f"\n{args.clients} concurrent clients, hybrid: {rate:.1f} requests/s "
                      f"({len(jobs)} requests)")  # fmt: skip
+        print(lines[-1])
+        one_shot = timed(
+            lambda: subprocess.run(
+                [sys.executable, "-m", "retriever", "search", QUERIES[0], "--index", args.index],
+                check=True,
+                capture_output=True,
+            )
+        )[0]
+        lines.append(f"one-shot `tpr search` (hybrid, model loaded per call): {one_shot:.1f} s")
         print(lines[-1])
         print(f"written to {save('serve_latency', chr(10).join(lines))}")
     finally:

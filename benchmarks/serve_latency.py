@@ -1,8 +1,9 @@
-"""`tpr serve` under load, on a real index with its real model: latency of POST /search per mode (p50 /
-p95, one client, query embedding included), then requests per second with 4 concurrent clients
-(hybrid), and one one-shot `tpr search` for comparison. The server is started as a user starts it
-(`python -m retriever serve`) and reached over HTTP on 127.0.0.1; the model loads once, before the
-first request.
+"""`tpr serve` under load, on a real index with its real model.
+
+Latency of POST /search per mode (p50 / p95, one client, query embedding included), then
+requests per second with 4 concurrent clients (hybrid), and one one-shot `tpr search` for
+comparison. The server is started as a user starts it (`python -m retriever serve`) and reached
+over HTTP on 127.0.0.1; the model loads once, before the first request.
 
     python benchmarks/serve_latency.py --index python-docs [--rounds 3]
 """

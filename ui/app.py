@@ -22,6 +22,7 @@ from retriever.embed.factory import index_embedder_config, load_embedder
 from retriever.errors import TPRError
 from retriever.index import manage
 from retriever.index.store import DB_NAME, corrupt_error, indexes_home, resolve_index
+from retriever.index.structure import code_fences
 from retriever.search.filters import Filter
 from retriever.search.inspect import (
     chunk_by_position,
@@ -29,6 +30,7 @@ from retriever.search.inspect import (
     context,
     escape_markdown,
     highlight,
+    keep_lines,
     near_duplicates,
     neighbours,
     pca_map,
@@ -100,11 +102,34 @@ def show_results(searcher: Searcher, query: str, results) -> None:
             f"**{rank}.** {escape_markdown(r.citation)}{page}{heading} · chunk {r.ordinal} · "
             f"{scores}"
         )
-        st.markdown(highlight(r.text, query))
+        show_text(r.text, query)
         with st.expander("Surrounding chunks"):
             for c in context(searcher, r.chunk_id):
                 st.caption(f"chunk {c['ordinal']}")
                 st.text(c["text"])
+
+
+def show_text(text: str, query: str) -> None:
+    """A chunk: prose as escaped markdown with its line breaks and the query's words in bold;
+    fenced code as monospace text (st.code never renders markup)."""
+    pos = 0
+    for start, end in code_fences(text):
+        if text[pos:start].strip():
+            st.markdown(keep_lines(highlight(text[pos:start], query)))
+        fence = text[start:end].split("\n")
+        st.code("\n".join(fence[1:-1]), language=None)
+        pos = end
+    if text[pos:].strip():
+        st.markdown(keep_lines(highlight(text[pos:], query)))
+
+
+def index_label(path: str) -> str:
+    """An index's name when it is a named index, else its path with ~ for the home folder."""
+    p = Path(path)
+    if p.parent == indexes_home():
+        return p.name
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + "/") else path
 
 
 def resync(searcher: Searcher, meta: dict, index_dir: Path) -> None:
@@ -158,7 +183,7 @@ def main() -> None:
             "then start the app with `streamlit run ui/app.py -- --index NAME`."
         )
         return
-    chosen = st.sidebar.selectbox("Index", [str(p) for p in choices])
+    chosen = st.sidebar.selectbox("Index", [str(p) for p in choices], format_func=index_label)
     st.session_state["tpr.index"] = chosen
     try:
         meta = index_card(Path(chosen))
@@ -239,14 +264,17 @@ def main() -> None:
             )
 
     with tp_tab:
-        st.caption(
-            "The hybrid candidates for the query, ranked by TP cosine (as indexed) and by "
-            "the vanilla prompt's cosine (re-embedded now, same model)."
-        )
         q = st.session_state.get("query", "")
         if not q.strip():
             st.info("Search first.")
-        elif st.button("Compare", key="tp_go"):
+        else:
+            st.caption(
+                f"For the query “{escape_markdown(q)}”: its 10 hybrid candidates, ranked by TP "
+                "cosine (the stored vectors) and by the vanilla prompt's cosine (re-embedded now, "
+                "same model, no TP). “change” = vanilla rank − TP rank: +2 means TP ranks the "
+                "chunk two places higher; “=” means both agree."
+            )
+        if q.strip() and st.button("Compare", key="tp_go"):
             with st.spinner("Re-embedding the candidates without TP..."):
                 try:
                     rows = compare_tp(searcher, q, candidates=10)
@@ -276,14 +304,25 @@ def main() -> None:
         else:
             import altair as alt
 
-            points = pca_map(searcher, q, [cid for cid, _, _ in picked])
+            whole = st.session_state.get("map_whole", False)  # the toggle sits under the map
+            points = pca_map(searcher, q, [cid for cid, _, _ in picked], whole_index=whole)
             chart = (
                 alt.Chart(alt.Data(values=points))
-                .mark_circle(size=90)
-                .encode(x="x:Q", y="y:Q", color="kind:N", tooltip=["label:N", "text:N"])
+                .mark_circle()
+                .encode(
+                    x="x:Q",
+                    y="y:Q",
+                    color="kind:N",
+                    size=alt.Size("kind:N", scale=alt.Scale(range=[20, 160]), legend=None),
+                    tooltip=["label:N", "text:N"],
+                )
             )
-            st.altair_chart(chart, use_container_width=True)
-            st.caption("PCA of the stored vectors (2 components); hover for the text.")
+            st.altair_chart(chart, width="stretch")
+            st.toggle("Show the whole index (up to 5,000 chunks)", key="map_whole")
+            st.caption(
+                f"PCA of the stored vectors (2 components), {len(points) - 1} chunks and the "
+                "query; hover for the text."
+            )
 
     with manage_tab:
         resync(searcher, meta, Path(chosen))

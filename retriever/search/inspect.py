@@ -30,17 +30,39 @@ _JOIN = "\u2060"
 _TRIGGERS = re.compile(r"(?i)(?<=:)(?=\S)|(?=@)|(?<=www)(?=\.)")
 
 
-def escape_markdown(text: str) -> str:
+def escape_markdown(text: str, line_start: bool = True) -> str:
     """Make document text inert markdown: every character markdown or HTML could interpret is
     backslash-escaped, and autolinks and Streamlit's ``:directives:`` are broken with an
     invisible word joiner.
 
     Leading indentation becomes no-break spaces: four leading spaces would otherwise turn a
-    line into a code block, where the escapes would show literally.
+    line into a code block, where the escapes would show literally. ``line_start=False`` says
+    that ``text`` continues a line (a piece between highlights), so its own leading spaces are
+    not indentation.
     """
     text = _TRIGGERS.sub(_JOIN, text)
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    return _INDENT.sub(lambda m: "\u00a0" * len(m.group(0).expandtabs(4)), text)
+    return _INDENT.sub(
+        lambda m: (
+            m.group(0)
+            if m.start() == 0 and not line_start
+            else "\u00a0" * len(m.group(0).expandtabs(4))
+        ),
+        text,
+    )
+
+
+def _starts_line(text: str, i: int) -> bool:
+    return i == 0 or text[i - 1] == "\n"
+
+
+_LINE = re.compile(r"(?<!\n)\n(?!\n)")
+
+
+def keep_lines(markdown: str) -> str:
+    """Markdown whose single line breaks stay breaks (two trailing spaces), so code, doctest
+    and poem lines are not run together; blank lines still separate paragraphs."""
+    return _LINE.sub("  \n", markdown)
 
 
 def highlight(text: str, query: str) -> str:
@@ -53,10 +75,10 @@ def highlight(text: str, query: str) -> str:
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
     out, last = [], 0
     for m in pattern.finditer(text):
-        out.append(escape_markdown(text[last : m.start()]))
+        out.append(escape_markdown(text[last : m.start()], _starts_line(text, last)))
         out.append("**" + escape_markdown(m.group(0)) + "**")
         last = m.end()
-    out.append(escape_markdown(text[last:]))
+    out.append(escape_markdown(text[last:], _starts_line(text, last)))
     return "".join(out)
 
 
@@ -183,18 +205,33 @@ def compare_tp(searcher: Searcher, query: str, candidates: int = 20, twin=None) 
     return sorted(rows, key=lambda r: r.tp_rank)
 
 
-def pca_map(searcher: Searcher, query: str, chunk_ids: list[int], per_chunk: int = 3) -> list[dict]:
-    """2-D PCA coordinates of the query, the given chunks and their neighbours.
+def pca_map(
+    searcher: Searcher,
+    query: str,
+    chunk_ids: list[int],
+    per_chunk: int = 3,
+    whole_index: bool = False,
+    limit: int = 5000,
+) -> list[dict]:
+    """2-D PCA coordinates of the query, the given chunks and their neighbours, or of the whole
+    index (an even sample of at most ``limit`` chunks, the results always included).
 
-    Returns rows with x, y, kind (query / result / neighbour), label and a short text.
+    Returns rows with x, y, kind (query / result / neighbour / chunk), label and a short text.
     """
     ids = list(dict.fromkeys(chunk_ids))
     kinds = {i: "result" for i in ids}
-    for cid in chunk_ids:
-        for n in neighbours(searcher, cid, per_chunk):
-            if n.chunk_id not in kinds:
-                kinds[n.chunk_id] = "neighbour"
-                ids.append(n.chunk_id)
+    if whole_index:
+        every = searcher.store.chunk_ids()
+        step = max(1, len(every) // limit)
+        for cid in every[::step].tolist():
+            kinds.setdefault(cid, "chunk")
+        ids = list(kinds)
+    else:
+        for cid in chunk_ids:
+            for n in neighbours(searcher, cid, per_chunk):
+                if n.chunk_id not in kinds:
+                    kinds[n.chunk_id] = "neighbour"
+                    ids.append(n.chunk_id)
     if not ids:
         return []
     vecs = np.vstack([searcher.embed_query(query)[None], searcher._vectors(ids)])

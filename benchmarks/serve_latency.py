@@ -20,19 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness import header, percentiles, save, timed
+from query_latency import QUERIES as ONE_SHOT_QUERIES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.ui_server import free_port
 
+# query_latency.py's questions, and two more
 QUERIES = [
-    "how does the with statement work",
-    "what is a generator expression",
-    "operator precedence of not and or",
-    "how are decorators applied to functions",
-    "difference between is and ==",
-    "raise an exception from another one",
-    "string formatting mini-language",
-    "what does yield from do",
+    *ONE_SHOT_QUERIES,
     "how do I split a string on whitespace",
     "what happens when a class is defined",
 ]

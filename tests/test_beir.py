@@ -161,3 +161,23 @@ def test_eval_beir_takes_vanilla_and_refuses_bad_specs(data, tiny_model_dir, tmp
     assert not any("sparse" in s for s in systems)
     bad = CliRunner().invoke(cli, [*args, "--models", "gemma3-270m:nope"])
     assert bad.exit_code != 0 and "tp or vanilla" in bad.output
+
+
+def test_ndcg_uses_the_grade_as_gain_like_beir():
+    qrels = {"q": {"a": 2, "b": 1, "c": 0, "d": -1}}
+    run = {"q": [("b", 0), ("a", 0), ("d", 0)]}
+    dcg = 1 / math.log2(2) + 2 / math.log2(3)  # pytrec_eval ndcg_cut: gain = grade
+    idcg = 2 / math.log2(2) + 1 / math.log2(3)
+    assert beir.ndcg_at(run, qrels) == pytest.approx(100 * dcg / idcg)
+
+
+def test_published_figures_belong_to_their_data_set_and_the_table_prints(
+    data, tiny_model_dir, tmp_path
+):
+    args = ["eval", "beir", "--data", str(data), "--cache", str(tmp_path / "c")]
+    r = CliRunner().invoke(cli, [*args, "--models", f"{tiny_model_dir}:tp", "--tp-exit", "3"])
+    assert r.exit_code == 0, r.output  # the re-rank pick (a depth) no longer ends in KeyError
+    table = [line for line in r.stdout.splitlines() if line.startswith("| bm25 |")]
+    assert table and table[0].rstrip().endswith("|  |")  # no SciFact figure on other data
+    assert "rerank depth 0 for " in r.stdout
+    assert beir.PUBLISHED_NDCG["scifact"]["bm25"] == 66.5

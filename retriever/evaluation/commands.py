@@ -200,7 +200,8 @@ def eval_beir(data, split, tune_split, limit_docs, models, sparse, cache, as_jso
         }
         click.echo(json.dumps(out, indent=2))
         return
-    click.echo(beir.format_table(report.rows, {"bm25": 66.5, "minilm": 64.51}))
+    click.echo(beir.format_table(report.rows, beir.PUBLISHED_NDCG.get(data.name.lower())))
     for name, info in report.weights.items():
         for method, pick in info.items():
-            click.echo(f"{method} weight for {name}: {pick['weight']} (chosen on {tune_split})")
+            what = f"depth {pick['depth']}" if "depth" in pick else f"weight {pick['weight']}"
+            click.echo(f"{method} {what} for {name} (chosen on {tune_split})")

@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--chunk-size", type=int, default=256)
     ap.add_argument("--peer", default="minilm", help="Peer embedder ('none' to skip).")
+    ap.add_argument("--dtype", default="auto", help="auto (bf16 where native and faster), float32")
     args = ap.parse_args()
     print(f"machine: {describe()}")
 
@@ -51,7 +52,8 @@ def main() -> None:
                 if args.limit and n >= args.limit:
                     break
         t = time.perf_counter()
-        embedder = TPEmbedder.load(EmbedderConfig(model=args.model))
+        embedder = TPEmbedder.load(EmbedderConfig(model=args.model, dtype=args.dtype))
+        print(f"TP model dtype: {embedder.model.dtype}")
         load_s = time.perf_counter() - t
         rss_loaded = rss_mib()
         indexer = Indexer(embedder, IndexOptions(chunk_size=args.chunk_size))

@@ -189,7 +189,11 @@ def load_logged(config):
     t = time.perf_counter()
     click.echo(f"loading {config.model} ...", err=True)
     embedder = load_embedder(config)
-    click.echo(f"loaded in {time.perf_counter() - t:.1f}s", err=True)
+    model = getattr(embedder, "model", None)
+    where = ""
+    if hasattr(model, "dtype") and hasattr(model, "device"):
+        where = f" ({model.device.type}, {str(model.dtype).removeprefix('torch.')})"
+    click.echo(f"loaded in {time.perf_counter() - t:.1f}s{where}", err=True)
     return embedder
 
 

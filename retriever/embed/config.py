@@ -56,7 +56,8 @@ class EmbedderConfig:
         max_length: prompt length cap in tokens; the sentence is truncated to fit.
         batch_size: texts per forward pass.
         device: "auto", "cpu", "cuda", "cuda:1", ...
-        dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16".
+        dtype: "auto" (bf16 on CUDA; on a CPU bf16 where it is native and measures faster,
+            else fp32: :mod:`retriever.embed.cpu`), "float32", "bfloat16", "float16".
         normalize: L2-normalise the embeddings.
         preprocess: apply the reference code's sentence clean-up.
         query_prompt / query_template: a different prompt for search queries

@@ -30,6 +30,7 @@ from ..errors import ConfigError, EmptyInputError
 from .backbone import POOLERS, Backbone
 from .batching import Encoded, PromptTokenizer, make_batches
 from .config import EmbedderConfig
+from .cpu import auto_cpu_dtype
 from .models import NamedModel, derived_cache_file, load, resolve
 from .prompts import METHODS, method_templates, parse_template, preprocess
 
@@ -51,7 +52,9 @@ def _resolve_device(device: str, dtype: str) -> tuple[str, torch.dtype]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
-        return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
+        if device.startswith("cuda"):
+            return device, torch.bfloat16
+        return device, auto_cpu_dtype() if device == "cpu" else torch.float32
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
     return device, DTYPES[dtype]

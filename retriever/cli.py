@@ -371,7 +371,7 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
     where = {"path_glob": path_glob, "heading": heading, "suffixes": list(suffixes),
              "since_days": since_days, "metadata": parse_meta(meta) or None}  # fmt: skip
     if kw["server"]:  # a running `tpr serve`: no model load here
-        from .server import remote_search
+        from .client import remote_search
 
         payload = {"query": query, "index": index_dir, **opts, "filter": where}
         return show_results(remote_search(kw["server"], payload), kw["as_json"])

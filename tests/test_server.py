@@ -132,3 +132,18 @@ def test_tpr_search_uses_a_running_server(server):
     assert "1. cats.md:1-3 [chunk 0]" in r.output and "loaded in" not in r.output
     r = CliRunner().invoke(cli, ["search", "cat", "--server", "http://127.0.0.1:9"])
     assert r.exit_code == 1 and "no tp-retriever server at" in r.output
+
+
+def test_a_langchain_retriever_over_http(server):
+    from retriever.errors import ConfigError
+    from retriever.integrations.remote import TPRemoteRetriever
+
+    url, _, _ = server
+    r = TPRemoteRetriever(url=url, k=2, mode="bm25")
+    docs = r.invoke("the cat mat")
+    assert len(docs) == 2 and docs[0].metadata["source"] == "cats.md"
+    assert docs[0].metadata["citation"] == "cats.md:1-3" and docs[0].metadata["scores"]
+    only = r.invoke("the", filter={"path_glob": "d*"}, search_kwargs={"k": 5})
+    assert [d.metadata["source"] for d in only] == ["dogs.txt"]
+    with pytest.raises(ConfigError, match="unknown settings"):
+        r.invoke("cat", kk=3)

@@ -363,7 +363,7 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
     """Search an index. The embedder is loaded with the settings the index was built with."""
     from .embed.factory import index_embedder_config
     from .index.store import Store
-    from .search.filters import Filter
+    from .search.filters import as_filter
     from .search.searcher import Searcher
 
     opts = {"k": k, "mode": mode, "fusion": fusion, "mmr": kw["mmr"],
@@ -375,9 +375,7 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
 
         payload = {"query": query, "index": index_dir, **opts, "filter": where}
         return show_results(remote_search(kw["server"], payload), kw["as_json"])
-    since = where.pop("since_days")
-    flt = Filter(**{**where, "suffixes": tuple(suffixes)},
-                 modified_after=time.time() - since * 86400 if since else None)  # fmt: skip
+    flt = as_filter({k: v for k, v in where.items() if v})
     index_dir = resolve_index_dir(index_dir)
     embedder = None
     if mode != "bm25":

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import IndexNotFoundError, TPRError
 from .index import manage
-from .search.filters import Filter
+from .search.filters import Filter, as_filter
 from .search.searcher import MAX_K, Searcher
 
 
@@ -43,15 +43,8 @@ class FilterIn(BaseModel):
     since_days: float | None = Field(None, gt=0, le=100_000, description="modified recently")
     metadata: dict[str, Any] | None = Field(None, description="stored metadata to match")
 
-    def to_filter(self) -> Filter:
-        since = time.time() - self.since_days * 86400 if self.since_days else None
-        return Filter(
-            path_glob=self.path_glob,
-            heading=self.heading,
-            suffixes=tuple(self.suffixes),
-            modified_after=since,
-            metadata=self.metadata,
-        )
+    def to_filter(self) -> Filter | None:
+        return as_filter(self.model_dump(exclude_none=True, exclude_defaults=True) or None)
 
 
 class SearchIn(BaseModel):
@@ -128,16 +121,14 @@ def create_app(
         from .embed.factory import load_embedder as load
     pool = _Searchers(dict(indexes), load)
     slots = threading.BoundedSemaphore(max_concurrency)
-    ready = threading.Event()
     app = FastAPI(
         title="tp-retriever",
         summary="Local search over tp-retriever indexes (Token Prepending LLM embeddings).",
     )
 
-    if preload:
+    if preload:  # before the app exists: /health answers only once every model is loaded
         for name in indexes:
             pool.get(name)
-    ready.set()
 
     @app.exception_handler(TPRError)
     def library_error(request, exc: TPRError):
@@ -147,7 +138,7 @@ def create_app(
     @app.get("/health")
     def health() -> dict:
         """Whether the server answers, and which indexes it serves."""
-        return {"status": "ok" if ready.is_set() else "loading", "indexes": sorted(indexes)}
+        return {"status": "ok", "indexes": sorted(indexes)}
 
     @app.get("/indexes")
     def list_indexes() -> list[dict]:

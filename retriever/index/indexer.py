@@ -332,8 +332,17 @@ class Indexer:
     def _backfill_citations(self, store: Store, root: Path) -> None:
         """Lines and heading paths for chunks indexed before they were recorded: read from the
         unchanged files (checked by hash), nothing re-embedded. Changed files get theirs when
-        they are re-embedded."""
-        for file_id, path, sha in store.files_missing_citations():
+        they are re-embedded.
+
+        Finding them scans every chunk row (vectors included), so once a scan finds none the
+        index records ``citations: complete`` and later syncs skip it.
+        """
+        if store.meta_value("citations") == "complete":
+            return
+        missing = store.files_missing_citations()
+        if not missing:
+            store.set_meta(citations="complete")
+        for file_id, path, sha in missing:
             try:
                 if file_sha256(root / path) != sha:
                     continue
@@ -379,31 +388,7 @@ class Indexer:
         # from the first group on. The chunks embedded so far ride along.
         total = sum(f.size for f, _, _ in todo)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="embedding", disable=not progress)
-        done = 0
-
-        def advance(files: list, embedded: int = 0) -> None:
-            """Count ``files`` as done (their bytes, less what partial steps counted)."""
-            nonlocal done, partial
-            n = sum(f.size for f in files) - partial
-            partial = 0
-            tick(n, embedded)
-
-        def tick(n: int, embedded: int = 0) -> None:
-            nonlocal done
-            done += n
-            bar.set_postfix(chunks=report.chunks + embedded, refresh=False)
-            bar.update(n)
-            if on_progress is not None:
-                on_progress(done, total, report.chunks + embedded)
-
-        partial = 0
-
-        def step(group_bytes: int, chunks_done: int, chunks_all: int) -> None:
-            """Inside a large group: move by its share of bytes as its chunks embed."""
-            nonlocal partial
-            n = group_bytes * chunks_done // chunks_all - partial
-            partial += n
-            tick(n, chunks_done)
+        progress_ = _Progress(total, report, bar, on_progress)
 
         group: list[_Pending] = []
         n_chunks = 0
@@ -413,13 +398,13 @@ class Indexer:
             except SkipFile as e:
                 self._write_skip(store, f, sha, row, str(e))
                 report.skipped.append((f.rel, str(e)))
-                advance([f])
+                progress_.files_done([f])
                 continue
             chunks = self.chunker.split(doc.text)
             if not chunks:
                 self._write_skip(store, f, sha, row, "empty (no text)")
                 report.skipped.append((f.rel, "empty (no text)"))
-                advance([f])
+                progress_.files_done([f])
                 continue
             lines = Lines(doc.text)
             rows = [
@@ -429,12 +414,12 @@ class Indexer:
             group.append(_Pending(f, sha, row, [c.text for c in chunks], rows))
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
-                self._flush(store, group, report, step)
-                advance([p.stat for p in group])
+                self._flush(store, group, report, progress_.within_group)
+                progress_.files_done([p.stat for p in group])
                 group, n_chunks = [], 0
         if group:
-            self._flush(store, group, report, step)
-            advance([p.stat for p in group])
+            self._flush(store, group, report, progress_.within_group)
+            progress_.files_done([p.stat for p in group])
         bar.close()
 
     def _flush(self, store: Store, group: list[_Pending], report: SyncReport, step=None) -> None:
@@ -468,6 +453,36 @@ class Indexer:
                     report.added += 1
                 report.chunks += len(p.rows)
             store.bump_generation()
+
+
+class _Progress:
+    """Bytes of the files to embed done so far, with the chunks embedded, for the bar and a UI.
+
+    Whole files count when their group is committed; inside a large group the bar moves by the
+    group's share of bytes as its chunks embed (``partial``, taken back when the group commits).
+    """
+
+    def __init__(self, total: int, report: SyncReport, bar, on_progress):
+        self.total, self.report, self.bar, self.on_progress = total, report, bar, on_progress
+        self.done = self.partial = 0
+
+    def files_done(self, files: list) -> None:
+        n = sum(f.size for f in files) - self.partial
+        self.partial = 0
+        self._move(n, 0)
+
+    def within_group(self, group_bytes: int, chunks_done: int, chunks_all: int) -> None:
+        n = group_bytes * chunks_done // chunks_all - self.partial
+        self.partial += n
+        self._move(n, chunks_done)
+
+    def _move(self, n: int, embedded: int) -> None:
+        self.done += n
+        chunks = self.report.chunks + embedded
+        self.bar.set_postfix(chunks=chunks, refresh=False)
+        self.bar.update(n)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total, chunks)
 
 
 @dataclass

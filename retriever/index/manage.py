@@ -59,10 +59,10 @@ def list_indexes(home: Path | None = None) -> list[dict]:
     index gets an ``error`` instead of failing the list.
     """
     home = Path(home) if home is not None else indexes_home()
+    if not home.is_dir():
+        return []
     rows = []
-    for path in (
-        sorted(p for p in home.iterdir() if (p / DB_NAME).exists()) if home.is_dir() else []
-    ):
+    for path in sorted(p for p in home.iterdir() if (p / DB_NAME).exists()):
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
         row = {"name": path.name, "path": str(path), "bytes": size}
         try:

@@ -69,7 +69,7 @@ def headings(text: str, suffix: str) -> list[tuple[int, str]]:
 
 def heading_at(marks: list[tuple[int, str]], offset: int) -> str | None:
     """The heading path in force at ``offset`` (None before the first heading)."""
-    i = bisect.bisect_right([o for o, _ in marks], offset) - 1
+    i = bisect.bisect_right(marks, offset, key=lambda m: m[0]) - 1
     return marks[i][1] if i >= 0 else None
 
 
@@ -82,7 +82,7 @@ def _lines(text: str) -> list[tuple[int, str]]:
 
 
 def _in_fence(fences: list[tuple[int, int]], offset: int) -> bool:
-    i = bisect.bisect_right([s for s, _ in fences], offset) - 1
+    i = bisect.bisect_right(fences, offset, key=lambda f: f[0]) - 1
     return i >= 0 and offset < fences[i][1]
 
 

@@ -60,8 +60,6 @@ class TPRemoteRetriever(BaseRetriever):
         payload |= {name: kwargs.get(name, getattr(self, name)) for name in REMOTE_KEYS}
         flt = kwargs.get("filter", self.filter)
         if flt:
-            payload["filter"] = (
-                flt if set(flt) <= FILTER_FIELDS | {"since_days"} else {"metadata": flt}
-            )
+            payload["filter"] = flt if set(flt) <= FILTER_FIELDS else {"metadata": flt}
         out = remote_search(self.url, payload, self.timeout)
         return [to_document(r, scores=True) for r in out["results"]]

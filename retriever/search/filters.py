@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +159,7 @@ def allowed_ids(store, flt: Filter | None) -> np.ndarray | None:
 
 FILTER_FIELDS = frozenset(
     {"path_glob", "heading", "suffixes", "modified_after", "modified_before", "metadata"}
+    | {"since_days"}  # modified within the last N days (the CLI's and the server's word for it)
 )
 
 
@@ -176,6 +178,9 @@ def as_filter(flt: Filter | dict | None) -> Filter | None:
             fields = dict(flt)
             if isinstance(fields.get("suffixes"), list):
                 fields["suffixes"] = tuple(fields["suffixes"])
+            days = fields.pop("since_days", None)
+            if days is not None:
+                fields["modified_after"] = time.time() - days * 86400
             return Filter(**fields)
         return Filter(metadata=flt)
     raise ConfigError(f"filter must be a dict of metadata or a Filter, not {type(flt).__name__}")

@@ -47,3 +47,33 @@ def test_prefers_paragraph_boundaries(tokenizer):
 
 def test_empty_text_gives_no_chunks(tokenizer):
     assert Chunker(tokenizer, 16, 0).split("  \n\n ") == []
+
+
+def _sentences(n: int) -> str:
+    return " ".join(f"Sentence {i} is about token prepending and retrieval." for i in range(n))
+
+
+@pytest.mark.parametrize("n", range(2, 14))
+def test_no_tiny_tail_chunk(tokenizer, n):
+    size = 48
+    text = _sentences(n) + "\n\nThe end."
+    chunks = Chunker(tokenizer, size, 8).split(text)
+    assert all(0 < c.tokens <= size and c.text == text[c.start : c.end] for c in chunks)
+    assert chunks[-1].end == len(text)
+    if len(chunks) > 1:
+        assert chunks[-1].tokens >= size // 4, [c.tokens for c in chunks]
+
+
+def test_tiny_tail_is_merged_when_it_fits(tokenizer):
+    # One short paragraph after a chunk that closed early at a paragraph break.
+    text = _sentences(3) + "\n\nThe end."
+    size = 80
+    before = Chunker(tokenizer, size, 0)
+    assert len(before.split(_sentences(3))) == 1
+    chunks = before.split(text)
+    assert len(chunks) == 1 and chunks[0].text == text and chunks[0].tokens <= size
+
+
+def test_a_text_that_is_all_tail_stays_one_chunk(tokenizer):
+    (chunk,) = Chunker(tokenizer, 64, 8).split("The end.")
+    assert chunk.text == "The end."

@@ -101,6 +101,22 @@ def embedder_options(f):
             default="last",
             show_default=True,
         ),
+        click.option(
+            "--htp",
+            type=int,
+            is_flag=False,
+            flag_value=16,
+            default=0,
+            help="Hierarchical TP: a <PST> per sentence block besides the global one (up to N, "
+            "16 when given bare), with HTP's own prompts, layers and pooling unless given.",
+        ),
+        click.option(
+            "--echo",
+            is_flag=True,
+            default=False,
+            help="Echo embeddings: the text twice, mean pooling over the second copy (its own "
+            "prompts, no TP, unless given).",
+        ),
         click.option("--max-length", type=int, default=512, show_default=True),
         click.option("--batch-size", type=int, default=16, show_default=True),
         click.option("--device", default="auto", show_default=True),
@@ -121,6 +137,7 @@ CONFIG_KEYS = (
     "tp_exit",
     "output_layer",
     "pooling",
+    "htp",
     "max_length",
     "batch_size",
     "device",
@@ -128,25 +145,39 @@ CONFIG_KEYS = (
 )
 
 
-def config_of(kw: dict):
-    """The ``EmbedderConfig`` the options say (the paper's defaults where none was given)."""
-    from .embed.config import EmbedderConfig
-
-    return EmbedderConfig(**{k: kw.pop(k) for k in CONFIG_KEYS})
-
-
-def index_config_of(kw: dict, index_dir: Path, rebuild: bool = False):
-    """The settings to build or re-sync ``index_dir`` with: the options the user gave (not
-    those left at their defaults), then :func:`~retriever.embed.factory.index_settings`."""
+def _split_given(kw: dict) -> tuple[dict, dict]:
+    """(options the user gave, options left at their defaults), strategies applied."""
     from click.core import ParameterSource
 
-    from .embed.factory import index_settings
+    from .embed.config import with_strategy
 
     ctx = click.get_current_context()
     given, defaults = {}, {}
     for k in CONFIG_KEYS:
         source = ctx.get_parameter_source(k)
         (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
+    strategy = "echo" if kw.pop("echo", False) else None
+    if given.get("htp"):
+        if strategy:
+            raise click.UsageError("--htp and --echo are two strategies; choose one")
+        strategy = "htp"
+    return with_strategy(given, strategy), defaults
+
+
+def config_of(kw: dict):
+    """The ``EmbedderConfig`` the options say (the paper's defaults where none was given)."""
+    from .embed.config import EmbedderConfig
+
+    given, defaults = _split_given(kw)
+    return EmbedderConfig(**{**defaults, **given})
+
+
+def index_config_of(kw: dict, index_dir: Path, rebuild: bool = False):
+    """The settings to build or re-sync ``index_dir`` with: the options the user gave (not
+    those left at their defaults), then :func:`~retriever.embed.factory.index_settings`."""
+    from .embed.factory import index_settings
+
+    given, defaults = _split_given(kw)
     return index_settings(index_dir, given, defaults, rebuild)
 
 

@@ -56,7 +56,8 @@ def test_empty_input_is_a_clear_error(emb, bad):
         ({"tp_start": 3, "tp_exit": 3}, "empty"),
         ({"pooling": "max"}, "unknown pooling"),
         ({"prompt": "nope"}, "unknown prompt method"),
-        ({"dtype": "int8"}, None),
+        ({"dtype": "int4"}, None),
+        ({"output_layer": -(LAYERS + 1)}, "out of range"),
     ],
 )
 def test_bad_settings_are_refused(tiny_models, tokenizer, kw, match):

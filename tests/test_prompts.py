@@ -25,8 +25,9 @@ def test_vanilla_is_the_same_prompt_without_pst():
 @pytest.mark.parametrize(
     ("template", "tp", "match"),
     [
-        ("no placeholder", False, "TEXT exactly once"),
-        ("TEXT and TEXT", False, "TEXT exactly once"),
+        ("no placeholder", False, "TEXT once"),
+        ("TEXT, TEXT and TEXT", False, "found 3"),
+        ("TEXT <PST> TEXT", True, "before the first TEXT"),
         ('Say "TEXT"', True, "needs a <PST>"),
         ("<PST> <PST> TEXT", True, "at most once"),
         ("TEXT <PST>", True, "before TEXT"),

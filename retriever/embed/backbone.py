@@ -43,12 +43,16 @@ class Batch:
         attention_mask: [B, T] 1 for real tokens, 0 for left padding.
         pst_index: [B] position of <PST> in each row, or None without TP.
         text_mask: [B, T] 1 on the sentence's own tokens (for mean pooling).
+        slots: every placeholder slot as (rows, positions, source positions): TP overwrites
+            ``h[rows, positions]`` with ``h[rows, sources]``. With plain TP these are each
+            row's <PST> and its last token; Hierarchical TP adds one slot per sentence block.
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     pst_index: torch.Tensor | None
     text_mask: torch.Tensor
+    slots: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 def _num_layers(config) -> int:
@@ -153,13 +157,14 @@ class Backbone:
         ids = batch.input_ids.to(dev)
         mask = batch.attention_mask.to(dev)
         embeds = self.embed(ids)
-        if batch.pst_index is not None:
+        slots = None
+        if batch.slots is not None:
             if pst_vector is None:
                 raise ValueError("a batch with <PST> slots needs a pst_vector")
-            rows = torch.arange(ids.shape[0], device=dev)
-            pst = batch.pst_index.to(dev)
+            slots = tuple(t.to(dev) for t in batch.slots)
+            rows, pos, _ = slots
             embeds = embeds.index_put(
-                (rows, pst), pst_vector.to(embeds.dtype).expand(len(rows), -1)
+                (rows, pos), pst_vector.to(embeds.dtype).expand(len(rows), -1)
             )
         # Positions count real tokens only, so left padding does not shift them (GPT-2's absolute
         # positions need this; for RoPE models it changes nothing).
@@ -183,18 +188,18 @@ class Backbone:
             return hook
 
         try:
-            if tp_range is not None and batch.pst_index is not None:
+            if tp_range is not None and slots is not None:
                 start, stop = tp_range
-                rows = torch.arange(ids.shape[0], device=dev)
-                pst = batch.pst_index.to(dev)
+                rows, pos, src = slots
 
                 def prepend(_module, args, kwargs):
+                    # Sources are text or prompt tokens, never slots, so one write does all.
                     if args:
                         h = args[0]
-                        h = h.index_put((rows, pst), h[:, -1])
+                        h = h.index_put((rows, pos), h[rows, src])
                         return (h, *args[1:]), kwargs
                     h = kwargs["hidden_states"]
-                    kwargs["hidden_states"] = h.index_put((rows, pst), h[:, -1])
+                    kwargs["hidden_states"] = h.index_put((rows, pos), h[rows, src])
                     return args, kwargs
 
                 for i in range(start, stop):

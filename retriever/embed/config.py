@@ -49,7 +49,8 @@ class EmbedderConfig:
         tp: Token Prepending on (True) or the vanilla prompt (False).
         tp_start: first layer (0-based) before which <PST> is overwritten.
         tp_exit: layer before which TP stops (exclusive); must be <= output_layer.
-        output_layer: transformers ``hidden_states`` index to read (1..num_layers).
+        output_layer: transformers ``hidden_states`` index to read (1..num_layers; -1 is the
+            last layer, -2 the one before, resolved when the model loads).
         pooling: "last" (the paper), "mean" over the sentence's tokens, or "last+mean": both,
             each L2-normalised, concatenated and scaled by 1/sqrt(2) (twice the dimension;
             the cosine of two such vectors is the mean of the two cosines).
@@ -57,12 +58,15 @@ class EmbedderConfig:
         batch_size: texts per forward pass.
         device: "auto", "cpu", "cuda", "cuda:1", ...
         dtype: "auto" (bf16 on CUDA; on a CPU bf16 where it is native and measures faster,
-            else fp32: :mod:`retriever.embed.cpu`), "float32", "bfloat16", "float16".
+            else fp32: :mod:`retriever.embed.cpu`), "float32", "bfloat16", "float16", or
+            "int8" (CPU: the decoder's linear layers quantised dynamically).
         normalize: L2-normalise the embeddings.
         preprocess: apply the reference code's sentence clean-up.
         query_prompt / query_template: a different prompt for search queries
             (:meth:`TPEmbedder.encode_query`), e.g. ``prompt="topic-passage",
             query_prompt="topic-query"``. None = queries use the document prompt.
+        htp: Hierarchical TP: up to this many sentence-block placeholders besides the global
+            <PST> (0 = plain TP). See :mod:`retriever.embed.batching`.
     """
 
     model: str = DEFAULT_MODEL
@@ -81,6 +85,7 @@ class EmbedderConfig:
     preprocess: bool = True
     query_prompt: str | None = None
     query_template: str | None = None
+    htp: int = 0
 
     @classmethod
     def for_retrieval(cls, model: str = DEFAULT_MODEL, **overrides) -> EmbedderConfig:
@@ -88,6 +93,12 @@ class EmbedderConfig:
         prompt pair and pooling measured on SciFact train; see :func:`index_config`), then
         ``overrides``. Models without a preset get the defaults."""
         return index_config({"model": model, **overrides})
+
+    @classmethod
+    def for_strategy(cls, strategy: str, model: str = DEFAULT_MODEL, **overrides) -> EmbedderConfig:
+        """The settings of a strategy (``"htp"`` or ``"echo"``, :data:`STRATEGIES`) for
+        ``model``, then ``overrides``."""
+        return index_config(with_strategy({"model": model, **overrides}, strategy))
 
     def templates(self) -> tuple[str, ...]:
         return (self.template,) if self.template else method_templates(self.prompt)
@@ -98,6 +109,51 @@ class EmbedderConfig:
         if self.query_prompt:
             return method_templates(self.query_prompt)
         return self.templates()
+
+
+# Strategies beyond single-<PST> TP, as the settings each implies unless the user says otherwise
+# (``tpr index --htp`` / ``--echo``, ``EmbedderConfig.for_strategy``). HTP's are its paper's
+# retrieval configuration (TP before layers 1-6, the layer before the last, mean pooling, bare
+# passages and an instruction on queries); echo's is its paper's (the text twice, mean pooling
+# over the second copy, no TP). benchmarks/RESULTS.md measures both against TP and vanilla.
+HTP_BLOCKS = 16
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "htp": {
+        "htp": HTP_BLOCKS,
+        "prompt": "htp-passage",
+        "query_prompt": "htp-query",
+        "tp": True,
+        "tp_start": 1,
+        "tp_exit": 7,
+        "output_layer": -2,
+        "pooling": "mean",
+    },
+    "echo": {
+        "prompt": "echo-passage",
+        "query_prompt": "echo-query",
+        "tp": False,
+        "pooling": "mean",
+        "max_length": 1024,  # two copies of a 256-token chunk and the prompt, uncut
+    },
+}
+
+
+def with_strategy(given: dict[str, Any], strategy: str | None) -> dict[str, Any]:
+    """``given`` settings completed by a strategy's (given values win).
+
+    Raises:
+        ConfigError: for an unknown strategy name.
+    """
+    if not strategy:
+        return dict(given)
+    if strategy not in STRATEGIES:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown strategy {strategy!r}; choose {', '.join(STRATEGIES)}")
+    layer = dict(STRATEGIES[strategy])
+    if ("prompt" in given or "template" in given) and "query_prompt" not in given:
+        layer.pop("query_prompt")  # the user's own prompt gets no query prompt of ours
+    return {**layer, **given}
 
 
 def retrieval_preset(model: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from ..errors import ConfigError, EmptyInputError
 from .backbone import POOLERS, Backbone
 from .batching import Encoded, PromptTokenizer, make_batches
 from .config import EmbedderConfig
-from .cpu import auto_cpu_dtype
+from .cpu import auto_cpu_dtype, quantize_int8
 from .models import NamedModel, derived_cache_file, load, resolve
 from .prompts import METHODS, method_templates, parse_template, preprocess
 
@@ -38,6 +38,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # Poolings made of others: each part L2-normalised, concatenated, scaled to unit norm.
 COMBINED = {"last+mean": ("last", "mean")}
 POOLINGS = (*POOLERS, *COMBINED)
+# Hierarchical TP's cap on block slots: each is one more token in every TP layer's attention.
+HTP_MAX_BLOCKS = 64
 
 
 def _defaults(num_layers: int, named: NamedModel | None) -> tuple[int, int, int]:
@@ -48,6 +50,13 @@ def _defaults(num_layers: int, named: NamedModel | None) -> tuple[int, int, int]
     return 1, max(2, num_layers // 4), num_layers
 
 
+def _layer(given: int | None, default: int, num_layers: int) -> int:
+    """An output layer as a ``hidden_states`` index: -1 is the last layer, -2 the one before."""
+    if given is None:
+        return default
+    return num_layers + 1 + given if given < 0 else given
+
+
 def _resolve_device(device: str, dtype: str) -> tuple[str, torch.dtype]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -55,8 +64,14 @@ def _resolve_device(device: str, dtype: str) -> tuple[str, torch.dtype]:
         if device.startswith("cuda"):
             return device, torch.bfloat16
         return device, auto_cpu_dtype() if device == "cpu" else torch.float32
+    if dtype == "int8":  # fp32 weights, then the linear layers quantised (load)
+        if device != "cpu":
+            raise ConfigError(
+                "dtype int8 is CPU-only (dynamic quantisation); use bfloat16 on a GPU"
+            )
+        return device, torch.float32
     if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+        raise ConfigError(f"unknown dtype {dtype!r}; choose auto, int8, {', '.join(DTYPES)}")
     return device, DTYPES[dtype]
 
 
@@ -126,7 +141,7 @@ class TPEmbedder:
             config,
             tp_start=d_start if config.tp_start is None else config.tp_start,
             tp_exit=d_exit if config.tp_exit is None else config.tp_exit,
-            output_layer=d_out if config.output_layer is None else config.output_layer,
+            output_layer=_layer(config.output_layer, d_out, n),
         )
         self.config = config
         self.identity = identity or {
@@ -173,6 +188,8 @@ class TPEmbedder:
             # The <PST> vector needs only the weights: compute it while the tokenizer loads.
             after_model=(lambda m: pst_from_weights(m, source)) if config.tp else None,
         )
+        if config.dtype == "int8":
+            quantize_int8(Backbone(model).layers)
         return cls(
             model,
             tokenizer,
@@ -205,6 +222,12 @@ class TPEmbedder:
                     f"tp_exit={c.tp_exit} lies beyond output_layer={c.output_layer}: layers after "
                     "the output layer never run; lower tp_exit or raise output_layer"
                 )
+        if not 0 <= c.htp <= HTP_MAX_BLOCKS:
+            raise ConfigError(
+                f"htp={c.htp}: Hierarchical TP takes 0 (off) to {HTP_MAX_BLOCKS} block slots"
+            )
+        if c.htp and not c.tp:
+            raise ConfigError("Hierarchical TP (htp) builds on TP: turn TP on or htp off")
         if c.max_length < 8:
             raise ConfigError(f"max_length={c.max_length} is too small for any prompt")
         if c.batch_size < 1:
@@ -224,6 +247,8 @@ class TPEmbedder:
         extra = {}
         if c.query_templates() != c.templates():  # absent when symmetric: old ids stay valid
             extra["query_templates"] = list(c.query_templates())
+        if c.htp:  # absent when off, for the same reason
+            extra["htp"] = {"max_blocks": c.htp, "split": "sentences v1"}
         return {
             **extra,
             "model": self.identity,
@@ -314,7 +339,7 @@ class TPEmbedder:
             for tpl_text in templates:
                 tpl = parse_template(tpl_text, tp=rng is not None)
                 prompter = PromptTokenizer(
-                    self.tokenizer, tpl, self.config.max_length, self._pad_id
+                    self.tokenizer, tpl, self.config.max_length, self._pad_id, self.config.htp
                 )
                 encoded = [prompter.encode(t) for t in texts]
                 pst = self._pst_for(rng)
@@ -338,7 +363,9 @@ class TPEmbedder:
         """The first template's prompt for ``text`` as token ids (for inspection and tests)."""
         tp = self.config.tp if tp is None else tp
         tpl = parse_template(self.config.templates()[0], tp=tp)
-        prompter = PromptTokenizer(self.tokenizer, tpl, self.config.max_length, self._pad_id)
+        prompter = PromptTokenizer(
+            self.tokenizer, tpl, self.config.max_length, self._pad_id, self.config.htp
+        )
         return prompter.encode(self._texts([text])[0])
 
     def _pst_for(self, rng) -> torch.Tensor | None:

@@ -10,6 +10,15 @@ so a *method* is a tuple of templates, not one.
 Sentences are pre-processed as in the TP reference code (SimCSE/PromptEOL lineage): append a
 period unless the text already ends in . ? " or ', turn double quotes into single quotes (the
 template quotes the sentence with double quotes), and turn a trailing ? into a period.
+
+Two strategies beyond single-placeholder TP live partly here:
+
+* **Echo embeddings** (Springer et al., 2024, arXiv 2402.15449): a template holds ``TEXT`` twice,
+  and mean pooling reads the *second* copy, whose tokens have seen the whole text once already
+  (the ``echo-*`` methods). It doubles the tokens of every pass.
+* **Hierarchical TP** (Ding et al., 2026, arXiv 2511.14868) keeps one ``<PST>`` in the template;
+  :mod:`.batching` expands it into a global slot plus one slot per sentence block (the
+  ``htp-*`` methods are the paper's retrieval prompts: bare passages, an instruction on queries).
 """
 
 from __future__ import annotations
@@ -39,6 +48,12 @@ METHODS: dict[str, tuple[str, ...]] = {
         f'Query : {PST} "{TEXT}" Use one word to represent the query in a retrieval task. '
         'Make sure your word is in lowercase. The word is:"',
     ),
+    # Hierarchical TP's retrieval prompts: passages bare, an instruction on queries only.
+    "htp-passage": (f"{PST} {TEXT}",),
+    "htp-query": (f"Retrieve relevant documents: {PST} {TEXT}",),
+    # Echo: the text twice; mean pooling over the second copy (the paper's wording).
+    "echo-passage": (f'Rewrite the passage : {PST} "{TEXT}" , rewritten passage : "{TEXT}"',),
+    "echo-query": (f'Rewrite the query : {PST} "{TEXT}" , rewritten query : "{TEXT}"',),
     "prompteol": (f"This sentence : {_EOL_TAIL}",),
     "cot": (f"After thinking step by step , this sentence : {_EOL_TAIL}",),
     "ke": (
@@ -104,28 +119,37 @@ class Template:
     Attributes:
         head: text before ``<PST>`` (TP) or before the part that precedes ``TEXT`` (vanilla).
         pre: text between ``<PST>`` and ``TEXT`` (TP); in vanilla it is glued onto ``head``.
-        post: text after ``TEXT``.
+        post: text after (the last) ``TEXT``.
         tp: whether a ``<PST>`` slot sits between ``head`` and ``pre``.
+        echo: text between the two copies of an echo template, or None (one copy).
     """
 
     head: str
     pre: str
     post: str
     tp: bool
+    echo: str | None = None
+
+    @property
+    def copies(self) -> int:
+        return 1 if self.echo is None else 2
 
     def render(self, text: str) -> tuple[str, str, int, int]:
-        """Return (left, right, start, end): the prompt split at <PST> and the sentence span.
+        """Return (left, right, start, end): the prompt split at <PST> and the pooled span.
 
         ``left`` is tokenized with the tokenizer's special tokens (BOS), ``right`` without; the
         <PST> vector goes between them in TP mode. In vanilla mode ``left`` holds the whole prompt
-        and ``right`` is empty. ``start``/``end`` are character offsets of the sentence in the
-        string that holds it.
+        and ``right`` is empty. ``start``/``end`` are character offsets, in the string that holds
+        it, of the sentence (of its second copy in an echo template).
         """
+        body = text if self.echo is None else text + self.echo + text
+        first = len(body) - len(text)  # where the pooled copy starts within body
         if self.tp:
-            right = self.pre + text + self.post
-            return self.head, right, len(self.pre), len(self.pre) + len(text)
-        left = self.head + self.pre + text + self.post
-        start = len(self.head) + len(self.pre)
+            right = self.pre + body + self.post
+            start = len(self.pre) + first
+            return self.head, right, start, start + len(text)
+        left = self.head + self.pre + body + self.post
+        start = len(self.head) + len(self.pre) + first
         return left, "", start, start + len(text)
 
 
@@ -133,18 +157,29 @@ def parse_template(template: str, tp: bool) -> Template:
     """Validate a template string and split it for rendering.
 
     Args:
-        template: contains ``TEXT`` exactly once and at most one ``<PST>``, before ``TEXT``.
+        template: contains ``TEXT`` once (or twice: an echo template, pooled over the second
+            copy) and at most one ``<PST>``, before the first ``TEXT``.
         tp: with TP the template must contain ``<PST>``; without, it is removed.
 
     Raises:
         TemplateError: when the template is malformed, with what to change.
     """
     n_text = template.count(TEXT)
-    if n_text != 1:
+    if n_text not in (1, 2):
         raise TemplateError(
-            f"a prompt template must contain the placeholder TEXT exactly once (found {n_text}): "
+            f"a prompt template must contain the placeholder TEXT once (or twice for an echo "
+            f"template; found {n_text}): "
             f'e.g. \'This sentence : <PST> "TEXT" means in one word:"\''
         )
+    echo = None
+    if n_text == 2:
+        a = template.index(TEXT)
+        b = template.index(TEXT, a + len(TEXT))
+        echo = template[a + len(TEXT) : b]
+        if PST in echo:
+            raise TemplateError(f"{PST} must come before the first TEXT of an echo template")
+        template = template[:b] + template[b + len(TEXT) :]  # one copy; render adds the other
+        template = template[: a + len(TEXT)] + template[a + len(TEXT) + len(echo) :]
     n_pst = template.count(PST)
     if n_pst > 1:
         raise TemplateError(f"a prompt template may contain {PST} at most once (found {n_pst})")
@@ -155,7 +190,7 @@ def parse_template(template: str, tp: bool) -> Template:
                 f"Token Prepending needs a {PST} placeholder right before the sentence, e.g. "
                 f'\'This sentence : {PST} "TEXT" means in one word:"\'; add it or turn TP off'
             )
-        return Template(template[:text_at], "", template[text_at + len(TEXT) :], tp=False)
+        return Template(template[:text_at], "", template[text_at + len(TEXT) :], False, echo)
     pst_at = template.index(PST)
     if pst_at > text_at:
         raise TemplateError(f"{PST} must come before TEXT in the template, not after it")
@@ -165,7 +200,7 @@ def parse_template(template: str, tp: bool) -> Template:
     if not tp:
         # Vanilla = the same prompt without <PST>: drop the placeholder and one space after it.
         pre = pre[1:] if pre.startswith(" ") else pre
-    return Template(head, pre, post, tp=tp)
+    return Template(head, pre, post, tp, echo)
 
 
 def method_templates(method: str) -> tuple[str, ...]:

@@ -1,15 +1,15 @@
-"""bf16 against fp32 on this CPU, side by side in one run, with the default model.
+"""bf16 and int8 against fp32 on this CPU, side by side in one run, with the default model.
 
 What ``--dtype auto`` decides (:mod:`retriever.embed.cpu`) and what it costs in quality:
 
-* speed: SciFact abstracts embedded with the retrieval preset, fp32 and bf16 alternating
+* speed: SciFact abstracts embedded with the retrieval preset, each dtype in turn
   (chunks/s, best of the rounds);
-* vectors: cosine of each abstract's bf16 vector to its fp32 one (min, mean);
+* vectors: cosine of each abstract's vector to its fp32 one (min, mean);
 * retrieval: dense nDCG@10 of the first ``--queries`` SciFact test queries over their judged
-  documents plus random others, ``--docs`` in all, fp32 vs bf16;
+  documents plus random others, ``--docs`` in all, per dtype;
 * sentence similarity: STS-B dev Spearman on the first ``--pairs`` pairs with the STS settings.
 
-    python benchmarks/cpu_dtype.py [--queries 60] [--docs 150] [--pairs 300] [--rounds 1]
+    python benchmarks/cpu_dtype.py [--dtypes float32,bfloat16,int8] [--queries 60] [--docs 150]
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=150)
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--dtypes", default="float32,bfloat16,int8", help="float32 first")
     args = ap.parse_args()
+    dtypes = args.dtypes.split(",")
     header()
     native = [f for f in ("avx512_bf16", "amx_bf16") if f in cpu_flags()]
     auto = str(auto_cpu_dtype()).removeprefix("torch.")
@@ -48,13 +50,13 @@ def main() -> None:
     doc_ids = judged + [rest[i] for i in picks]
     docs = [ds.corpus[d] for d in doc_ids]
     preset = EmbedderConfig.for_retrieval(device="cpu")
-    emb = {d: TPEmbedder.load(replace(preset, dtype=d)) for d in ("float32", "bfloat16")}
+    emb = {d: TPEmbedder.load(replace(preset, dtype=d)) for d in dtypes}
     vecs, seconds = {}, {d: [] for d in emb}
     for _ in range(args.rounds):  # alternate, so both see the same machine
         for d, e in emb.items():
             seconds[d] += timed(lambda e=e, d=d: vecs.__setitem__(d, e.encode(docs)))
     speed = {d: len(docs) / min(s) for d, s in seconds.items()}
-    cos = np.sum(vecs["float32"] * vecs["bfloat16"], axis=1)
+    ref = vecs[dtypes[0]]
     ndcg = {}
     for d, e in emb.items():
         qv = e.encode_query(list(queries.values()))
@@ -70,14 +72,15 @@ def main() -> None:
         rho[d] = sts.spearman(task, dict(zip(sentences, e.encode(sentences), strict=True)))
     print(f"\n{len(docs)} SciFact abstracts, {len(queries)} test queries, {len(task.gold)} STS-B "
           "dev pairs\n")  # fmt: skip
-    print("| | fp32 | bf16 | bf16 vs fp32 |\n|---|---:|---:|---:|")
-    s32, s16 = speed["float32"], speed["bfloat16"]
-    print(f"| embedding (abstracts/s) | {s32:.2f} | {s16:.2f} | {s16 / s32:.2f}x |")
-    n32, n16 = ndcg["float32"], ndcg["bfloat16"]
-    print(f"| SciFact dense nDCG@10 | {n32:.2f} | {n16:.2f} | {n16 - n32:+.2f} |")
-    r32, r16 = rho["float32"], rho["bfloat16"]
-    print(f"| STS-B dev Spearman | {r32:.2f} | {r16:.2f} | {r16 - r32:+.2f} |")
-    print(f"\ncosine of bf16 to fp32 vectors: min {cos.min():.5f}, mean {cos.mean():.5f}")
+    base = dtypes[0]
+    print(f"| | {' | '.join(dtypes)} |\n|---|{'---:|' * len(dtypes)}")
+    print(f"| embedding (abstracts/s) | {' | '.join(f'{speed[d]:.2f}' for d in dtypes)} |")
+    print(f"| speed vs {base} | {' | '.join(f'{speed[d] / speed[base]:.2f}x' for d in dtypes)} |")
+    print(f"| SciFact dense nDCG@10 | {' | '.join(f'{ndcg[d]:.2f}' for d in dtypes)} |")
+    print(f"| STS-B dev Spearman | {' | '.join(f'{rho[d]:.2f}' for d in dtypes)} |")
+    for d in dtypes[1:]:
+        cos = np.sum(ref * vecs[d], axis=1)
+        print(f"cosine of {d} to {base} vectors: min {cos.min():.5f}, mean {cos.mean():.5f}")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,34 @@ def test_bf16_vectors_stay_close_to_fp32_and_share_the_fingerprint(tiny_model_di
     cos = np.sum(a * b, axis=1)  # both L2-normalised
     assert cos.min() > 0.99, cos
     assert fp32.fingerprint == bf16.fingerprint
+
+
+def test_int8_quantises_the_decoder_linears_and_stays_close(tiny_model_dir):
+    from dataclasses import replace
+
+    texts = ["The cat sat on the mat.", "Retrieval needs good embeddings.", "A man plays guitar."]
+    base = EmbedderConfig(model=str(tiny_model_dir), tp_exit=3, device="cpu", dtype="float32")
+    fp32 = TPEmbedder.load(base)
+    int8 = TPEmbedder.load(replace(base, dtype="int8"))
+    linears = [m for m in int8.backbone.layers.modules() if isinstance(m, torch.nn.Linear)]
+    quantised = [
+        m for m in int8.backbone.layers.modules() if "quantized.dynamic" in type(m).__module__
+    ]
+    assert quantised and not linears
+    assert int8.backbone.embed.weight.dtype == torch.float32  # embeddings stay fp32
+    a, b = fp32.encode(texts), int8.encode(texts)
+    cos = np.sum(a * b, axis=1)
+    assert cos.min() > 0.99, cos
+    assert not np.array_equal(a, b)  # it did change the arithmetic
+    assert int8.fingerprint == fp32.fingerprint
+
+
+def test_int8_is_cpu_only():
+    import pytest
+
+    from retriever.embed.embedder import _resolve_device
+    from retriever.errors import ConfigError
+
+    assert _resolve_device("cpu", "int8") == ("cpu", torch.float32)
+    with pytest.raises(ConfigError, match="CPU-only"):
+        _resolve_device("cuda", "int8")

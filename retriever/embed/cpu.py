@@ -11,12 +11,19 @@ CPUs differ (AVX2 only, AVX512-VNNI, AVX512-BF16, AMX), so nothing is assumed:
 
 Vectors from bf16 and fp32 mean the same thing (the fingerprint is dtype-free), so indexes stay
 interchangeable; bf16 rounds them (measured cosine to fp32 in ``benchmarks/cpu_dtype.py``).
+
+``dtype="int8"`` is an option, not an ``auto`` choice: the decoder layers' linear layers are
+quantised dynamically (int8 weights per output channel, activations quantised per batch), the
+embeddings and norms stay fp32. It uses ``torch.ao.quantization.quantize_dynamic``, which torch
+marks deprecated in favour of torchao (not a dependency here); its kernels use VNNI where the CPU
+has it. How far its vectors move is measured in ``benchmarks/cpu_dtype.py``.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -69,3 +76,20 @@ def choose_cpu_dtype(flags: set[str] | None = None, timer=matmul_seconds) -> tor
 def auto_cpu_dtype() -> torch.dtype:
     """:func:`choose_cpu_dtype` for this machine, measured once per process."""
     return choose_cpu_dtype()
+
+
+def quantize_int8(layers: torch.nn.Module) -> torch.nn.Module:
+    """Quantise every ``nn.Linear`` inside ``layers`` to dynamic int8, in place."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao -> torchao, see above
+        warnings.filterwarnings(
+            "ignore", message=".*quantized tensor creation", category=UserWarning
+        )
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        return quantize_dynamic(
+            layers,
+            {torch.nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            inplace=True,
+        )

@@ -12,5 +12,5 @@ if ! python -c "import torch" 2>/dev/null; then
   python -m pip install -q "torch==2.13.0" \
     || python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 fi
-python -m pip install -q -e ".[dev,baselines,ui,server]"
+python -m pip install -q -e ".[dev,baselines,ui,server,milvus,ray]"
 echo "installed: $(tpr --version)"

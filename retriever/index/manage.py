@@ -34,10 +34,11 @@ def info(index_dir: Path, verify: bool = True) -> dict:
         if verify:
             store.check_integrity()
         writer = store.lock_holder()
-        problem = store.verify_faiss() if verify else None
+        problem = store.verify_engine() if verify else None
         data = {
             "index": str(index_dir),
             **meta,
+            "engine": "milvus" if meta.get("milvus") else "faiss",
             "files": store.file_counts(),
             "chunks": store.chunk_count(),
             "faiss_current": problem is None if verify else store.faiss_is_current(),
@@ -111,13 +112,13 @@ def remove(index_dir: Path, path: str) -> int:
         with store.atomic():
             store.delete_file(row["id"])
             store.bump_generation()
-        store.write_faiss()
+        store.refresh_engine()
     return int(row["chunks"] or 0)
 
 
 @dataclass
 class RepairReport:
-    problem: str | None  # what was wrong with the FAISS file (None: nothing)
+    problem: str | None  # what was wrong with the FAISS file or Milvus mirror (None: nothing)
     vectors: int  # vectors in the index
 
 
@@ -131,7 +132,7 @@ def repair(index_dir: Path) -> RepairReport:
     """
     with Store.writer(index_dir) as store:
         store.check_integrity()
-        problem = store.verify_faiss()
+        problem = store.verify_engine()
         if problem is not None:
-            store.write_faiss()
+            store.repair_engine()
         return RepairReport(problem, store.chunk_count())

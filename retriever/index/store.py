@@ -512,6 +512,53 @@ class Store(Tables):
         self.set_meta(generation=gen, updated=now())
         return gen
 
+    # -- the search engine: the FAISS file, or a Milvus collection --------------------------
+
+    def milvus_target(self) -> dict | None:
+        """Where a Milvus index's mirror lives (``{"uri", "collection"}``), or None (FAISS)."""
+        return self.meta_value("milvus")
+
+    def refresh_engine(self) -> None:
+        """Bring the derived search structure in line with SQLite: write the FAISS file if
+        stale, or sync the Milvus mirror (:mod:`.milvus`). Writers call it before closing."""
+        if self.milvus_target():
+            from . import milvus
+
+            milvus.sync(self)
+        elif not self.faiss_is_current():
+            self.write_faiss()
+
+    def refresh_engine_if_free(self) -> bool:
+        """:meth:`refresh_engine` for a reader: only when no writer is at work (a writer
+        refreshes it itself when it finishes). False when one is."""
+        if self._lock_fd is not None:
+            self.refresh_engine()
+            return True
+        if not self.try_lock():
+            return False
+        try:
+            self.refresh_engine()
+        finally:
+            self._release()
+        return True
+
+    def verify_engine(self) -> str | None:
+        """What is wrong with the FAISS file or the Milvus mirror, or None."""
+        if self.milvus_target():
+            from . import milvus
+
+            return milvus.verify(self)
+        return self.verify_faiss()
+
+    def repair_engine(self) -> None:
+        """Rebuild the FAISS file, or re-sync the Milvus mirror comparing every id."""
+        if self.milvus_target():
+            from . import milvus
+
+            milvus.sync(self, full=True)
+        else:
+            self.write_faiss()
+
     # -- vectors and FAISS ------------------------------------------------------------------
 
     def build_faiss(self):

@@ -203,6 +203,11 @@ class Tables:
         rows = self.db.execute("select id from chunks order by id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def max_chunk_id(self) -> int:
+        """The largest chunk id ever given (AUTOINCREMENT's counter: deleted ones included)."""
+        row = self.db.execute("select seq from sqlite_sequence where name = 'chunks'").fetchone()
+        return int(row[0]) if row else 0
+
     def chunk_rows(self, ids: Sequence[int]) -> dict[int, dict]:
         """Chunk rows by id, with the file's path and status and decoded metadata; ids not in
         the index are left out."""

@@ -245,7 +245,11 @@ class TPVectorStore(VectorStore):
         return True
 
     def _update_faiss(self, store, before, after, removed, added, embedded) -> None:
-        """Bring the searcher's FAISS index from ``before`` to ``after`` and persist it."""
+        """Bring the searcher's FAISS index from ``before`` to ``after`` and persist it (or
+        sync the Milvus mirror of a Milvus index)."""
+        if store.milvus_target():
+            store.refresh_engine()
+            return
         index = self.searcher.cached_faiss(before)
         if index is not None and not vectors.patch(index, removed, added, embedded):
             index = None  # e.g. HNSW cannot remove ids: rebuild from SQLite

@@ -163,6 +163,8 @@ class Searcher:
         # outside the cosine's range may ever leave a dense search (indexes that store
         # unnormalised vectors on purpose keep their raw inner products).
         self._cosine = bool((self.meta.get("embedder") or {}).get("normalize", True))
+        self._milvus = None  # the Milvus mirror of a Milvus index, made on first use
+        self._milvus_generation = None
 
     def close(self) -> None:
         if self._executor is not None:
@@ -217,10 +219,32 @@ class Searcher:
         """Top-k chunk ids by inner product with an already embedded query."""
         return self._dense_call(vector, k, allowed)()
 
+    def milvus(self):
+        """A Milvus index's engine, its mirror brought up to date first when SQLite moved on
+        and no writer is at work (a writer syncs it itself when it finishes); None for a
+        FAISS index."""
+        target = self.meta.get("milvus")
+        if not target:
+            return None
+        from ..index import milvus
+
+        gen = self.store.generation()
+        if self._milvus is None or gen != self._milvus_generation:
+            stamp = self.store.meta_value("milvus_synced") or {}
+            if stamp.get("generation") != gen:
+                self.store.refresh_engine_if_free()
+            self._milvus = milvus.MilvusEngine(target)
+            self._milvus_generation = gen
+        return self._milvus
+
     def _dense_call(self, vector, k: int, allowed: np.ndarray | None):
         """The FAISS search as a call that touches no SQLite (the index is fetched here), so
         that hybrid search can run it on another thread while FTS5 runs on this one."""
-        call = vectors.search_call(self.faiss, vector, k, allowed)
+        engine = self.milvus()
+        if engine is not None:
+            call = lambda: engine.dense(vector, k, allowed)  # noqa: E731
+        else:
+            call = vectors.search_call(self.faiss, vector, k, allowed)
         if not self._cosine:
             return call
         # float error can pass 1 by 1e-7, and no score outside the cosine's range may ever
@@ -252,6 +276,9 @@ class Searcher:
         words = fts_words(query)
         if not words or (allowed is not None and len(allowed) == 0):
             return []
+        engine = self.milvus()
+        if engine is not None:  # Milvus's BM25 function, on the same words FTS5 would get
+            return engine.bm25(" ".join(words), k, allowed)
         fts = fts_query(self.informative_words(words))
         return self.store.fts_top(fts, k, allowed)
 

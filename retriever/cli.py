@@ -21,7 +21,9 @@ from .options import (
     index_option,
     load_logged,
     parse_meta,
+    ray_options_of,
     resolve_index_dir,
+    scale_options,
     show_report,
     show_results,
 )
@@ -118,6 +120,7 @@ def embed(texts, as_json, first, **kw):
     "stored vectors, so adding them to an existing index re-embeds nothing.",
 )
 @click.option("--rebuild", is_flag=True, help="Drop everything and re-embed with these settings.")
+@scale_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 def index(
     path,
@@ -152,6 +155,8 @@ def index(
         max_bytes=max_size * 1024 * 1024,
         faiss_factory=factory,
         sparse=sparse,
+        milvus=kw.pop("milvus"),
+        ray=ray_options_of(kw),
     )
     report = Indexer(embedder, opts).sync(path, index_dir, rebuild=rebuild, progress=not as_json)
     show_report(report, index_dir, as_json)

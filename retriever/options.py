@@ -298,3 +298,44 @@ def show_report(r, index_dir: Path, as_json: bool) -> None:
         click.echo(f"sparse words computed for {r.sparse_chunks} chunks")
     for p, reason in r.skipped:
         click.echo(f"  skipped {p}: {reason}")
+
+
+def scale_options(f):
+    """``tpr index``'s engines past one process: Milvus for storage and search, Ray for
+    embedding (README "Scaling out")."""
+    options = [
+        click.option(
+            "--milvus",
+            default=None,
+            metavar="URI",
+            help="Search this index in Milvus: a Milvus Lite file (x.db), 'local' (one in the "
+            "index directory) or a server (http://host:19530; token from $TPR_MILVUS_TOKEN).",
+        ),
+        click.option(
+            "--ray",
+            "ray_address",
+            is_flag=False,
+            flag_value="local",
+            default=None,
+            metavar="[ADDRESS]",
+            help="Embed as a Ray Data job: on the cluster at ADDRESS (e.g. ray://host:10001 or "
+            "auto), or a local Ray with this machine's cores when given bare.",
+        ),
+        click.option(
+            "--ray-actors", type=click.IntRange(1), default=None, help="Embedding actors (1)."
+        ),
+        click.option("--ray-gpus", type=float, default=0.0, help="GPUs per embedding actor."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def ray_options_of(kw: dict):
+    """A ``RayOptions`` from the popped --ray options, or None when --ray was not given."""
+    address, actors, gpus = kw.pop("ray_address"), kw.pop("ray_actors"), kw.pop("ray_gpus")
+    if address is None:
+        return None
+    from .embed.ray_job import RayOptions
+
+    return RayOptions(address=None if address == "local" else address, actors=actors, gpus=gpus)

@@ -25,8 +25,9 @@ file is rewritten at the end; until then its stamp is stale and readers rebuild 
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from .store import (
 from .structure import Lines
 from .tables import file_row
 from .vectors import DEFAULT_FACTORY
+
+log = logging.getLogger("retriever")
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_OVERLAP = 32
@@ -67,6 +70,11 @@ class IndexOptions:
         group_chunks: chunks embedded and committed together.
         sparse: also store the LLM's sparse words per chunk (:mod:`retriever.index.sparse_terms`);
             once on, later runs keep them up to date.
+        milvus: a Milvus URI (a Milvus Lite ``.db`` file, ``local`` for one in the index
+            directory, or a server such as ``http://host:19530``): the index is searched in
+            Milvus (:mod:`retriever.index.milvus`). Once set it stays; a new URI moves the
+            mirror there (nothing is re-embedded). None: the index's own engine.
+        ray: embed with a Ray Data job (:mod:`retriever.embed.ray_job`) instead of in-process.
     """
 
     chunk_size: int | None = None
@@ -77,6 +85,8 @@ class IndexOptions:
     faiss_factory: str | None = None
     group_chunks: int = 64
     sparse: bool = False
+    milvus: str | None = None
+    ray: object | None = None  # a RayOptions
 
 
 @dataclass
@@ -206,6 +216,7 @@ class Indexer:
                 if rebuild:
                     self._reembed_added(store, report)
             self._apply_factory(store, report)
+            self._apply_milvus(store, root)
             todo = self._plan(store, root, report)
             self._backfill_citations(store, root)
             if todo or (sparse and sparse_terms.pending(store)):
@@ -217,8 +228,7 @@ class Indexer:
                 t = time.perf_counter()
                 report.sparse_chunks = sparse_terms.catch_up(store, self.embedder, encoder)
                 report.embed_seconds += time.perf_counter() - t
-            if not store.faiss_is_current():
-                store.write_faiss()
+            store.refresh_engine()
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -230,8 +240,9 @@ class Indexer:
             store.drop_folder_files()
             # Keep the generation counter monotonic so no old FAISS stamp can match.
             generation = int(store.meta_value("generation") or 0)
+            target = store.milvus_target()  # the mirror is started afresh (no stamp)
             store.clear_meta()
-            store.set_meta(generation=generation + 1)
+            store.set_meta(generation=generation + 1, milvus=target)
 
     def _bind(self, store: Store, root: Path, report: SyncReport) -> None:
         """Record (new index) or check (existing) the embedder; this loads the model."""
@@ -251,6 +262,29 @@ class Indexer:
             return
         store.set_meta(faiss_factory=new, faiss_file=None)  # the file is rebuilt at the end
         report.faiss_factory = (old, new)
+
+    def _apply_milvus(self, store: Store, root: Path) -> None:
+        """Record where the index's Milvus mirror lives; a new place gets a new collection,
+        filled from SQLite at the end of the run."""
+        if self.options.milvus is None:
+            return
+        from . import milvus
+
+        uri = milvus.resolve_uri(self.options.milvus, store.path)
+        if not milvus.is_remote(uri) and Path(uri).is_relative_to(root):
+            raise IndexLocationError(
+                f"the Milvus Lite file {uri} lies inside the folder being indexed ({root}); "
+                f"use --milvus {milvus.LOCAL} (kept in the index directory) or a path outside it"
+            )
+        old = store.milvus_target()
+        if old and old["uri"] == uri:
+            return
+        if old:
+            try:
+                milvus.MilvusEngine(old).drop()
+            except Exception as e:  # the old place may be gone: say so, go on
+                log.warning("could not drop the old Milvus collection %s: %s", old, e)
+        store.set_meta(milvus=milvus.MilvusEngine.new_target(uri), milvus_synced=None)
 
     def _sparse_encoder(self, store: Store):
         """The index's sparse encoder; a new sparse index records its logit scale first."""
@@ -389,7 +423,18 @@ class Indexer:
         total = sum(f.size for f, _, _ in todo)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="embedding", disable=not progress)
         progress_ = _Progress(total, report, bar, on_progress)
+        groups = self._groups(store, root, todo, report, progress_)
+        if self.options.ray is not None:
+            self._embed_with_ray(store, list(groups), report, progress_)
+        else:
+            for group in groups:
+                self._flush(store, group, report, progress_.within_group)
+                progress_.files_done([p.stat for p in group])
+        bar.close()
 
+    def _groups(self, store, root, todo, report, progress_) -> Iterator[list[_Pending]]:
+        """The files to embed, loaded and chunked, in groups of about ``group_chunks`` chunks
+        (unreadable and empty files are recorded as skipped on the way)."""
         group: list[_Pending] = []
         n_chunks = 0
         for f, sha, row in todo:
@@ -414,13 +459,10 @@ class Indexer:
             group.append(_Pending(f, sha, row, [c.text for c in chunks], rows))
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
-                self._flush(store, group, report, progress_.within_group)
-                progress_.files_done([p.stat for p in group])
+                yield group
                 group, n_chunks = [], 0
         if group:
-            self._flush(store, group, report, progress_.within_group)
-            progress_.files_done([p.stat for p in group])
-        bar.close()
+            yield group
 
     def _flush(self, store: Store, group: list[_Pending], report: SyncReport, step=None) -> None:
         """Embed a group and write it in one transaction. A group is one file or more; a large
@@ -437,6 +479,34 @@ class Indexer:
                 step(group_bytes, i + size, len(texts))
         vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         report.embed_seconds += time.perf_counter() - t
+        self._commit(store, group, vectors, report)
+
+    def _embed_with_ray(self, store, groups: list[list[_Pending]], report, progress_) -> None:
+        """One Ray Data job over every chunk of the run; groups commit as their vectors
+        arrive, in order (:mod:`retriever.embed.ray_job`)."""
+        from ..embed.ray_job import embed_texts
+
+        texts = [t for g in groups for p in g for t in p.texts]
+        if not texts:
+            return
+        sizes = [sum(len(p.texts) for p in g) for g in groups]
+        vectors = np.zeros((len(texts), self.embedder.dimension), np.float32)
+        done = 0  # vectors received, in order
+        g, first = 0, 0  # next group to commit, and its first position
+        t = time.perf_counter()
+        for positions, batch in embed_texts(self.embedder.config, texts, self.options.ray):
+            vectors[positions] = batch
+            done += len(positions)
+            while g < len(groups) and first + sizes[g] <= done:
+                report.embed_seconds += time.perf_counter() - t
+                self._commit(store, groups[g], vectors[first : first + sizes[g]], report)
+                progress_.files_done([p.stat for p in groups[g]])
+                first += sizes[g]
+                g += 1
+                t = time.perf_counter()
+
+    def _commit(self, store: Store, group: list[_Pending], vectors, report: SyncReport) -> None:
+        """Write a group's files with their chunks and vectors in one transaction."""
         k = 0
         with store.atomic():
             for p in group:

@@ -24,6 +24,7 @@ from .options import (
     ray_options_of,
     resolve_index_dir,
     scale_options,
+    show_info,
     show_report,
     show_results,
 )
@@ -175,34 +176,7 @@ def info(index_dir, as_json):
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    e, counts, writer = data.get("embedder", {}), data["files"], data["writer_pid"]
-    click.echo(f"index       {index_dir}\nfolder      {data.get('root')}")
-    click.echo(
-        f"model       {e.get('model')}  prompt={e.get('template') or e.get('prompt')} "
-        f"query_prompt={e.get('query_template') or e.get('query_prompt') or 'same'} "
-        f"tp={e.get('tp')} "
-        f"[{e.get('tp_start')}, {e.get('tp_exit')}) layer={e.get('output_layer')} "
-        f"pooling={e.get('pooling')}"
-    )
-    click.echo(f"fingerprint {data.get('fingerprint')}")
-    method, dense = data["hybrid"]
-    click.echo(f"hybrid      {method} fusion, dense weight {dense} (BM25 1.0)")
-    click.echo(
-        f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
-        f"{counts.get('added', 0)} texts added from code"
-    )
-    built = data["faiss_index"]
-    click.echo(
-        f"chunks      {data['chunks']}  (dim {data.get('dimension')}, "
-        f"FAISS {data.get('faiss_factory')}"
-        + (f" = {built}" if built != data.get("faiss_factory") else "")
-        + f", {data['faiss_state']})"
-    )
-    if writer is not None:
-        click.echo(f"writer      PID {writer} is updating this index now (an index run)")
-    if "sparse_scale" in data:
-        click.echo(f"sparse      {data['sparse_chunks']} chunks with LLM sparse words")
-    click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
+    show_info(index_dir, data)
 
 
 @cli.command(name="list")

@@ -339,3 +339,39 @@ def ray_options_of(kw: dict):
     from .embed.ray_job import RayOptions
 
     return RayOptions(address=None if address == "local" else address, actors=actors, gpus=gpus)
+
+
+def show_info(index_dir, data: dict) -> None:
+    """``tpr info``'s human output (``--json`` prints ``data`` as it is)."""
+    e, counts, writer = data.get("embedder", {}), data["files"], data["writer_pid"]
+    click.echo(f"index       {index_dir}\nfolder      {data.get('root')}")
+    click.echo(
+        f"model       {e.get('model')}  prompt={e.get('template') or e.get('prompt')} "
+        f"query_prompt={e.get('query_template') or e.get('query_prompt') or 'same'} "
+        f"tp={e.get('tp')} "
+        f"[{e.get('tp_start')}, {e.get('tp_exit')}) layer={e.get('output_layer')} "
+        f"pooling={e.get('pooling')}" + (f" htp={e['htp']}" if e.get("htp") else "")
+    )
+    click.echo(f"fingerprint {data.get('fingerprint')}")
+    method, dense = data["hybrid"]
+    click.echo(f"hybrid      {method} fusion, dense weight {dense} (BM25 1.0)")
+    click.echo(
+        f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
+        f"{counts.get('added', 0)} texts added from code"
+    )
+    built = data["faiss_index"]
+    engine = (
+        f"Milvus {data['milvus']['uri']} {data['milvus']['collection']}"
+        if data.get("milvus")
+        else f"FAISS {data.get('faiss_factory')}"
+        + (f" = {built}" if built != data.get("faiss_factory") else "")
+    )
+    click.echo(
+        f"chunks      {data['chunks']}  (dim {data.get('dimension')}, {engine}, "
+        f"{data['faiss_state']})"
+    )
+    if writer is not None:
+        click.echo(f"writer      PID {writer} is updating this index now (an index run)")
+    if "sparse_scale" in data:
+        click.echo(f"sparse      {data['sparse_chunks']} chunks with LLM sparse words")
+    click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")

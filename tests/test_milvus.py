@@ -234,3 +234,36 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path, fake):
         np.testing.assert_allclose(
             np.stack([got[int(i)] for i in ids[:20]]), s.vectors(ids[:20]), atol=1e-6
         )
+
+
+def test_cli_index_info_search_repair_on_milvus(tmp_path, tiny_model_dir):
+    import json
+
+    from click.testing import CliRunner
+
+    from retriever.cli import cli
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    write(root, TOPICS)
+
+    def run(*args):
+        milvus.close_all()  # each command is its own process in real life
+        return CliRunner().invoke(cli, [str(a) for a in args])
+
+    model = ["--model", tiny_model_dir, "--tp-exit", "3"]
+    r = run("index", root, "--index", idx, *model, "--milvus", "local")
+    assert r.exit_code == 0, r.output
+    r = run("info", "--index", idx)
+    assert "Milvus " in r.output and "ids and sampled vectors verified" in r.output, r.output
+    info = json.loads(run("info", "--index", idx, "--json").stdout)
+    assert info["engine"] == "milvus" and info["faiss_problem"] is None
+    for mode in ("dense", "bm25", "hybrid"):
+        r = run("search", "dog barks car", "--index", idx, "--mode", mode, "--json")
+        assert r.exit_code == 0 and json.loads(r.stdout)["results"], (mode, r.output)
+    r = run("search", "dog barks car", "--index", idx, "--mode", "bm25", "--json")
+    assert json.loads(r.stdout)["results"][0]["path"] == "dogs.md"
+    r = run("remove", "dogs.md", "--index", idx)
+    assert r.exit_code == 0, r.output
+    r = run("search", "dog barks car", "--index", idx, "--mode", "bm25", "--json")
+    assert all(x["path"] != "dogs.md" for x in json.loads(r.stdout)["results"])
+    assert run("repair", "--index", idx).exit_code == 0

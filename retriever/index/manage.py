@@ -49,7 +49,7 @@ def info(index_dir: Path, verify: bool = True) -> dict:
             data["sparse_chunks"] = store.sparse_chunk_count()
     data["faiss_index"] = factory_for(meta.get("faiss_factory", "Flat"), data["chunks"])
     data["hybrid"] = list(hybrid_default(meta.get("embedder") or {}))
-    data["faiss_state"] = faiss_state(problem, writer) if verify else None
+    data["faiss_state"] = faiss_state(problem, writer, bool(meta.get("milvus"))) if verify else None
     return data
 
 
@@ -81,10 +81,12 @@ def list_indexes(home: Path | None = None) -> list[dict]:
     return rows
 
 
-def faiss_state(problem: str | None, writer: int | None) -> str:
-    """The FAISS file's state in words, with what to do about it."""
+def faiss_state(problem: str | None, writer: int | None, milvus: bool = False) -> str:
+    """The FAISS file's (or Milvus mirror's) state in words, with what to do about it."""
     if problem is None:
-        return "current, checksum verified"
+        return (
+            "current, ids and sampled vectors verified" if milvus else "current, checksum verified"
+        )
     if writer is not None:
         return f"being rebuilt: an index run is in progress (PID {writer})"
     if problem == "missing or stale":

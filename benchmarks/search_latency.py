@@ -34,7 +34,9 @@ DIM = 640  # the default model's dimension
 
 
 def seed_vectors(cache: Path, dim: int, rng) -> tuple[np.ndarray, str]:
-    files = sorted(glob.glob(str(cache / "*-tp-last.npy"))) + sorted(glob.glob(str(cache / "*-last.npy")))
+    files = sorted(glob.glob(str(cache / "*-tp-last.npy"))) + sorted(
+        glob.glob(str(cache / "*-last.npy"))
+    )
     for f in files:
         v = np.load(f, allow_pickle=False)
         if v.ndim == 2 and v.shape[1] == dim:

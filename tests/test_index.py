@@ -251,26 +251,33 @@ print("done", flush=True)
 """
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path, embedder):
-    """SIGKILL an indexing process at random moments, many times; then check integrity."""
-    root, idx = tmp_path / "docs", tmp_path / "idx"
-    write(root, {f"d{i:02d}/f{j}.txt": para(4, f"t{i}x{j}") for i in range(8) for j in range(5)})
-    code = _CHILD.format(root=str(ROOT), docs=str(root), idx=str(idx))
-    rng = random.Random(1234)
+def kill_at_random(code: str, idx: Path, runs: int, seed: int, wait: tuple[float, float]) -> int:
+    """Start ``code`` (which prints "ready" before it indexes) ``runs`` times, SIGKILL it after a
+    random wait, check the index after every kill; returns how many runs were really killed."""
+    rng = random.Random(seed)
     kills = 0
-    for _ in range(8):
+    for _ in range(runs):
         p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         # (the BPE trainer in the child prints blank lines first)
         line = ""
         while line != "ready" and (raw := p.stdout.readline()):
             line = raw.strip()
         assert line == "ready"
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(*wait))
         p.send_signal(signal.SIGKILL)
         p.wait()
         kills += p.returncode == -signal.SIGKILL
         if (idx / "index.db").exists():
             check_integrity(idx)  # consistent after every kill, not just at the end
+    return kills
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path, embedder):
+    """SIGKILL an indexing process at random moments, many times; then check integrity."""
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    write(root, {f"d{i:02d}/f{j}.txt": para(4, f"t{i}x{j}") for i in range(8) for j in range(5)})
+    code = _CHILD.format(root=str(ROOT), docs=str(root), idx=str(idx))
+    kills = kill_at_random(code, idx, runs=8, seed=1234, wait=(0.0, 1.5))
     assert kills >= 4  # most runs were really killed mid-way
     # Finish with a normal run; the result equals a clean index built in one go.
     Indexer(embedder, IndexOptions(chunk_size=24, group_chunks=3)).sync(root, idx)

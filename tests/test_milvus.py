@@ -8,26 +8,27 @@ SIGKILL, is refused inside the indexed folder, and ranks like the local store.
 
 from __future__ import annotations
 
-import random
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from retriever.errors import IndexLocationError  # noqa: E402
-from retriever.index import milvus  # noqa: E402
-from retriever.index.indexer import Indexer, IndexOptions  # noqa: E402
-from retriever.index.store import FAISS_NAME, Store  # noqa: E402
-from retriever.search.searcher import Searcher  # noqa: E402
+from retriever.errors import ConfigError, IndexLocationError
+from retriever.index import milvus
+from retriever.index.indexer import Indexer, IndexOptions
+from retriever.index.store import FAISS_NAME, Store
+from retriever.search.searcher import Searcher
 
-from .fakes import FakeEmbedder  # noqa: E402
-from .test_index import ROOT, Counting, check_integrity, para, write  # noqa: E402
+from .fakes import FakeEmbedder
+from .test_index import (
+    ROOT,
+    Counting,
+    check_integrity,
+    kill_at_random,
+    para,
+    write,
+)
 
 TOPICS = {
     "cats.md": "The cat sleeps on the sofa. A cat likes fish.",
@@ -140,7 +141,7 @@ def test_a_lite_file_inside_the_folder_is_refused(tmp_path, fake):
     write(root, TOPICS)
     with pytest.raises(IndexLocationError, match="inside the folder"):
         Indexer(fake, IndexOptions(milvus=str(root / "m.db"))).sync(root, tmp_path / "idx")
-    with pytest.raises(Exception, match="ending in .db"):
+    with pytest.raises(ConfigError, match=r"ending in \.db"):
         Indexer(fake, IndexOptions(milvus="somewhere")).sync(root, tmp_path / "idx2")
 
 
@@ -209,19 +210,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path, fake):
     words = ["cat", "dog", "fish", "bird", "tree", "car"]
     write(root, {f"d{i}/f{j}.txt": para(3, words[(i + j) % 6]) for i in range(6) for j in range(4)})
     code = _CHILD.format(root=str(ROOT), docs=str(root), idx=str(idx))
-    rng = random.Random(7)
-    kills = 0
-    for _ in range(5):
-        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        line = ""
-        while line != "ready" and (raw := p.stdout.readline()):
-            line = raw.strip()
-        time.sleep(rng.uniform(0.5, 3.0))
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        kills += p.returncode == -signal.SIGKILL
-        if (idx / "index.db").exists():
-            check_integrity(idx)
+    kills = kill_at_random(code, idx, runs=5, seed=7, wait=(0.5, 3.0))
     assert kills >= 3
     Indexer(fake, IndexOptions(chunk_size=24, group_chunks=3)).sync(root, idx)
     check_integrity(idx, root)

@@ -57,7 +57,10 @@ def test_an_index_built_by_a_ray_job_equals_the_in_process_one(local_ray, config
     r = Indexer(embedder, IndexOptions(**opts, ray=RayOptions(actors=1))).sync(root, tmp_path / "a")
     assert r.added == 6 and r.chunks > 6
     Indexer(embedder, IndexOptions(**opts)).sync(root, tmp_path / "b")
-    q = "select path, ordinal, text, vector from chunks join files on files.id = file_id order by 1, 2"
+    q = (
+        "select path, ordinal, text, vector from chunks join files on files.id = file_id "
+        "order by 1, 2"
+    )
     with Store.open(tmp_path / "a") as a, Store.open(tmp_path / "b") as b:
         assert a.meta_value("fingerprint") == b.meta_value("fingerprint")
         ra, rb = list(a.db.query(q)), list(b.db.query(q))

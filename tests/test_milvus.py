@@ -256,3 +256,15 @@ def test_cli_index_info_search_repair_on_milvus(tmp_path, tiny_model_dir):
     r = run("search", "dog barks car", "--index", idx, "--mode", "bm25", "--json")
     assert all(x["path"] != "dogs.md" for x in json.loads(r.stdout)["results"])
     assert run("repair", "--index", idx).exit_code == 0
+
+
+def test_an_interrupted_sync_is_finished_not_restarted(tmp_path, fake):
+    _, _, mv = _pair(tmp_path, fake)
+    with Store.writer(mv) as s:
+        engine = milvus.MilvusEngine(s.milvus_target())
+        ids = [int(i) for i in s.chunk_ids()]
+        engine.delete(ids[:2])  # as if a sync was killed before these were upserted
+        s.set_meta(milvus_synced={"generation": None, "count": None})
+        assert milvus.sync(s) == {"upserted": 2, "deleted": 0}
+        assert milvus.sync(s) == {"upserted": 0, "deleted": 0}  # current now: nothing to do
+        assert milvus.verify(s) is None

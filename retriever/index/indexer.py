@@ -240,9 +240,16 @@ class Indexer:
             store.drop_folder_files()
             # Keep the generation counter monotonic so no old FAISS stamp can match.
             generation = int(store.meta_value("generation") or 0)
-            target = store.milvus_target()  # the mirror is started afresh (no stamp)
+            # A Milvus index gets a new collection in the same place: every vector changes.
+            target = store.milvus_target()
             store.clear_meta()
-            store.set_meta(generation=generation + 1, milvus=target)
+            store.set_meta(generation=generation + 1)
+            if target:
+                from .milvus import MilvusEngine
+
+                store.set_meta(milvus=MilvusEngine.new_target(target["uri"]))
+        if target:
+            _drop_quietly(target)
 
     def _bind(self, store: Store, root: Path, report: SyncReport) -> None:
         """Record (new index) or check (existing) the embedder; this loads the model."""
@@ -280,10 +287,7 @@ class Indexer:
         if old and old["uri"] == uri:
             return
         if old:
-            try:
-                milvus.MilvusEngine(old).drop()
-            except Exception as e:  # the old place may be gone: say so, go on
-                log.warning("could not drop the old Milvus collection %s: %s", old, e)
+            _drop_quietly(old)
         store.set_meta(milvus=milvus.MilvusEngine.new_target(uri), milvus_synced=None)
 
     def _sparse_encoder(self, store: Store):
@@ -572,6 +576,16 @@ def citation(doc, lines: Lines, chunk) -> dict:
         "end_line": last,
         "heading": doc.heading_at(chunk.start),
     }
+
+
+def _drop_quietly(target: dict) -> None:
+    """Drop a Milvus collection this index no longer uses; an unreachable one is only logged."""
+    from . import milvus
+
+    try:
+        milvus.MilvusEngine(target).drop()
+    except Exception as e:  # the old place may be gone: say so, go on
+        log.warning("could not drop the old Milvus collection %s: %s", target, e)
 
 
 def check_location(root: Path, index_dir: Path) -> None:

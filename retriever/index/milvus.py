@@ -286,11 +286,11 @@ def sync(store, full: bool = False) -> dict:
     current = bool(stamp and stamp.get("generation") == gen and stamp.get("count") == n)
     if current and not full and engine.exists():
         return {"upserted": 0, "deleted": 0}
-    if not stamp or not engine.exists():
-        # A new index, a rebuild, or a collection dropped by hand: start it afresh.
-        engine.drop()
+    if not engine.exists():  # a new index or target, a rebuild, or a collection dropped by hand
         engine.create(int(store.meta_value("dimension")))
-    store.set_meta(milvus_synced=None)  # stale until the end, whatever happens in between
+    # Stale until the end, whatever happens in between; a sync killed half-way is finished by
+    # the next one (the id difference), never restarted from nothing.
+    store.set_meta(milvus_synced={"generation": None, "count": None})
     want = {int(i) for i in store.chunk_ids()}
     have = engine.ids(store.max_chunk_id())
     gone, missing = have - want, sorted(want - have)

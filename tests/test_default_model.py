@@ -107,3 +107,33 @@ def test_bf16_on_the_default_model_stays_close_to_fp32(gemma):
     cos = np.sum(gemma.encode(texts) * bf16.encode(texts), axis=1)
     assert cos.min() > 0.999, cos
     assert bf16.fingerprint == gemma.fingerprint
+
+
+@pytest.mark.parametrize("strategy", ["htp", "echo"])
+def test_htp_and_echo_on_the_default_model(gemma, strategy):
+    from dataclasses import replace
+
+    config = replace(EmbedderConfig.for_strategy(strategy), dtype="float32")
+    emb = TPEmbedder(
+        gemma.model,
+        gemma.tokenizer,
+        config,
+        identity=gemma.identity,
+        pst_vector=gemma.pst_vector,
+        pst_from_weights=True,
+    )
+    docs = [
+        "The guitar has six strings. It is played by plucking or strumming them.",
+        "Interest rates were raised by the central bank. Inflation had stayed high for a year.",
+        "Cats sleep for most of the day.",
+    ]
+    d = emb.encode(docs, batch_size=3)
+    assert np.isfinite(d).all() and np.allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-5)
+    for i, text in enumerate(docs):  # a text alone equals the text in a padded batch
+        assert emb.encode(text) @ d[i] > 0.9999
+    if strategy == "htp":
+        assert len(emb.tokenize(docs[0]).slots) == 2  # one block per sentence
+    q = emb.encode_query("Why did the central bank raise interest rates?")
+    assert int(np.argmax(d @ q)) == 1
+    assert emb.fingerprint != gemma.fingerprint
+    assert ("htp" in emb.fingerprint_data) == (strategy == "htp")

@@ -172,6 +172,7 @@ def test_cli_htp_and_echo_fill_their_settings(tiny_model_dir):
     assert json.loads(r.stdout)["config"]["pooling"] == "last"
     echo = json.loads(_cli("embed", THREE, *model, "--echo").stdout)
     assert echo["config"]["prompt"] == "echo-passage" and echo["config"]["tp"] is False
+    assert echo["config"]["output_layer"] == LAYERS - 2 and echo["config"]["pooling"] == "mean"
     prints = {plain["fingerprint"], htp["fingerprint"], echo["fingerprint"]}
     assert len(prints) == 3
     r = _cli("embed", THREE, *model, "--echo", "--htp")
@@ -194,3 +195,19 @@ def test_an_htp_index_records_and_keeps_its_strategy(tmp_path, tiny_model_dir):
     assert r.exit_code != 0 and "htp: 4 -> 8" in r.output
     r = _cli("search", "guitar", "--index", idx, "--mode", "dense", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["results"], r.output
+
+
+def test_the_echo_preset_has_its_measured_hybrid_weight():
+    from dataclasses import asdict
+
+    from retriever.embed.config import EmbedderConfig, hybrid_default
+
+    echo = EmbedderConfig.for_strategy("echo")
+    assert (echo.prompt, echo.query_prompt, echo.tp, echo.pooling) == (
+        "echo-passage",
+        "echo-query",
+        False,
+        "mean",
+    )
+    assert hybrid_default(asdict(echo)) == ("score", 0.7)
+    assert hybrid_default(asdict(EmbedderConfig.for_retrieval())) == ("score", 0.3)

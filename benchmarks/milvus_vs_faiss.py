@@ -87,7 +87,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--kinds", default="FLAT,IVF_FLAT,HNSW")
     args = ap.parse_args()
-    lines = [header()]
+    header()
+    lines: list[str] = []
     rng = np.random.default_rng(0)
     centres, source = seed_vectors(cache_dir() / "eval", DIM, rng)
     lines.append(f"vectors: dimension {DIM}, {source}")

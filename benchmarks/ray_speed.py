@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=60)
     ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
-    lines = [header()]
+    header()
+    lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tpr-ray-") as tmp:
         root = Path(tmp) / "docs"
         root.mkdir()
@@ -54,7 +55,8 @@ def main() -> None:
             ("Ray Data, 2 actors", RayOptions(actors=2)),
         ):
             t = time.perf_counter()
-            report = Indexer(embedder, IndexOptions(ray=ray)).sync(root, Path(tmp) / label[:6])
+            index_dir = Path(tmp) / f"index-{len(rows)}"
+            report = Indexer(embedder, IndexOptions(ray=ray)).sync(root, index_dir)
             rows.append((label, time.perf_counter() - t, report.chunks))
             print(rows[-1], flush=True)
     base = rows[0][1]

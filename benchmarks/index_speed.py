@@ -8,6 +8,11 @@ unchanged folder (target < 5 s). The peer, all-MiniLM-L6-v2 (``--peer minilm``),
 the same folder into a second index in the same run, through the same indexer, for the ratio.
 
     python benchmarks/index_speed.py [--data ../shared/data/scifact] [--limit N]
+    python benchmarks/index_speed.py --demo --retrieval      # the `tpr demo` folder, as tpr index
+
+``--demo`` indexes the `tpr demo` folder (CPython's pydoc topics) instead of SciFact, and
+``--retrieval`` uses the settings ``tpr index`` uses (the model's retrieval preset) instead of
+the STS ones.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=256)
     ap.add_argument("--peer", default="minilm", help="Peer embedder ('none' to skip).")
     ap.add_argument("--dtype", default="auto", help="auto (bf16 where native and faster), float32")
+    ap.add_argument("--demo", action="store_true", help="Index the tpr demo folder instead.")
+    ap.add_argument("--retrieval", action="store_true", help="tpr index's retrieval preset.")
     args = ap.parse_args()
     print(f"machine: {describe()}")
 
@@ -44,15 +51,21 @@ def main() -> None:
         root, index = Path(tmp) / "docs", Path(tmp) / "index"
         root.mkdir()
         n = 0
-        with (args.data / "corpus.jsonl").open() as f:
-            for line in f:
-                d = json.loads(line)
-                (root / f"{d['_id']}.txt").write_text(f"{d['title']}\n\n{d['text']}\n")
-                n += 1
-                if args.limit and n >= args.limit:
-                    break
+        if args.demo:
+            from retriever.demo import write_python_docs
+
+            n = write_python_docs(root)
+        else:
+            with (args.data / "corpus.jsonl").open() as f:
+                for line in f:
+                    d = json.loads(line)
+                    (root / f"{d['_id']}.txt").write_text(f"{d['title']}\n\n{d['text']}\n")
+                    n += 1
+                    if args.limit and n >= args.limit:
+                        break
         t = time.perf_counter()
-        embedder = TPEmbedder.load(EmbedderConfig(model=args.model, dtype=args.dtype))
+        make = EmbedderConfig.for_retrieval if args.retrieval else EmbedderConfig
+        embedder = TPEmbedder.load(make(model=args.model, dtype=args.dtype))
         print(f"TP model dtype: {embedder.model.dtype}")
         load_s = time.perf_counter() - t
         rss_loaded = rss_mib()
@@ -70,7 +83,8 @@ def main() -> None:
             peer = Indexer(peer_emb, peer_opts).sync(root, Path(tmp) / "peer-index")
 
     outside = 1 - first.embed_seconds / first.seconds
-    print(f"documents: {n} (SciFact corpus{'' if not args.limit else f', first {args.limit}'})")
+    what = "tpr demo's pydoc topics" if args.demo else "SciFact corpus"
+    print(f"documents: {n} ({what}{'' if not args.limit else f', first {args.limit}'})")
     print(f"model load: {load_s:.1f}s; peak RSS after load {rss_loaded:.0f} MiB\n")
     print("| run | files | chunks | wall s | chunks/s | model s | outside model | peak RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

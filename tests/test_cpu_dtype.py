@@ -78,3 +78,19 @@ def test_int8_is_cpu_only():
     assert _resolve_device("cpu", "int8") == ("cpu", torch.float32)
     with pytest.raises(ConfigError, match="CPU-only"):
         _resolve_device("cuda", "int8")
+
+
+def test_int8_is_refused_when_it_ruins_the_vectors(tiny_model_dir, monkeypatch):
+    import pytest
+
+    from retriever.errors import ConfigError
+
+    def ruin(layers):  # what per-tensor int8 does to a model with outlier activations
+        with torch.no_grad():
+            for p in layers.parameters():
+                p.copy_(torch.randn_like(p))
+
+    monkeypatch.setattr("retriever.embed.embedder.quantize_int8", ruin)
+    config = EmbedderConfig(model=str(tiny_model_dir), tp_exit=3, device="cpu", dtype="int8")
+    with pytest.raises(ConfigError, match="int8 changes this model's vectors too much"):
+        TPEmbedder.load(config)

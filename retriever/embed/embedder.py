@@ -38,6 +38,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # Poolings made of others: each part L2-normalised, concatenated, scaled to unit norm.
 COMBINED = {"last+mean": ("last", "mean")}
 POOLINGS = (*POOLERS, *COMBINED)
+# ``dtype="int8"`` is refused when these move further than this from their fp32 vectors.
+INT8_CANARY = (
+    "A man is playing a guitar.",
+    "The central bank raised interest rates again.",
+    "Token prepending lets earlier tokens see the whole sentence.",
+)
+INT8_MIN_COSINE = 0.98
 # Hierarchical TP's cap on block slots: each is one more token in every TP layer's attention.
 HTP_MAX_BLOCKS = 64
 
@@ -188,9 +195,7 @@ class TPEmbedder:
             # The <PST> vector needs only the weights: compute it while the tokenizer loads.
             after_model=(lambda m: pst_from_weights(m, source)) if config.tp else None,
         )
-        if config.dtype == "int8":
-            quantize_int8(Backbone(model).layers)
-        return cls(
+        embedder = cls(
             model,
             tokenizer,
             config,
@@ -199,6 +204,26 @@ class TPEmbedder:
             pst_vector=pst,
             pst_from_weights=True,
         )
+        if config.dtype == "int8":
+            embedder._quantize_checked()
+        return embedder
+
+    def _quantize_checked(self) -> None:
+        """Quantise to int8, then refuse if a few canary texts move too far from fp32.
+
+        Dynamic int8 quantises activations per tensor; models with outlier activations (Gemma 3
+        270M: cosine 0.53 to fp32, SciFact nDCG@10 73.8 -> 15.8 in benchmarks/cpu_dtype.py)
+        come out as garbage, with no error from torch. This check turns that into one.
+        """
+        before = self.encode(INT8_CANARY)
+        quantize_int8(self.backbone.layers)
+        cosine = float(np.min(np.sum(before * self.encode(INT8_CANARY), axis=1)))
+        if cosine < INT8_MIN_COSINE:
+            raise ConfigError(
+                f"dtype int8 changes this model's vectors too much (cosine {cosine:.2f} to "
+                f"float32 on a few test sentences, under {INT8_MIN_COSINE}): its activations do "
+                "not survive dynamic int8 quantisation; use --dtype bfloat16 or float32"
+            )
 
     # -- settings ---------------------------------------------------------------------------
 

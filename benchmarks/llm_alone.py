@@ -59,14 +59,7 @@ def main() -> None:
     ]
     base = TPEmbedder.load(EmbedderConfig(batch_size=16))
     tp_settings = {**SYSTEMS["tp"], "output_layer": 18, "pooling": "last", "max_length": 256}
-    tp = TPEmbedder(
-        base.model,
-        base.tokenizer,
-        replace(base.config, **tp_settings),
-        identity=base.identity,
-        pst_vector=base.pst_vector,
-        pst_from_weights=True,
-    )
+    tp = base.with_config(replace(base.config, **tp_settings))
     enc = SparseEncoder(tp, scale=hidden_norm(tp, sets[0].docs[:32]))
     rows = {}
     for d in sets:

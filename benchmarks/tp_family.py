@@ -136,14 +136,7 @@ def encode_system(base: TPEmbedder, settings: dict, layers, data: Data, cache: P
     config = replace(
         base.config, **settings, output_layer=max(layers), pooling="last", max_length=max_length
     )
-    emb = TPEmbedder(
-        base.model,
-        base.tokenizer,
-        config,
-        identity=base.identity,
-        pst_vector=base.pst_vector,
-        pst_from_weights=True,
-    )
+    emb = base.with_config(config)
     c = emb.config
     rng = (c.tp_start, c.tp_exit) if c.tp else None
     key = f"tpf-{emb.document_fingerprint[:16]}-{data.ds.corpus_hash()}"

@@ -114,14 +114,7 @@ def test_htp_and_echo_on_the_default_model(gemma, strategy):
     from dataclasses import replace
 
     config = replace(EmbedderConfig.for_strategy(strategy), dtype="float32")
-    emb = TPEmbedder(
-        gemma.model,
-        gemma.tokenizer,
-        config,
-        identity=gemma.identity,
-        pst_vector=gemma.pst_vector,
-        pst_from_weights=True,
-    )
+    emb = gemma.with_config(config)
     docs = [
         "The guitar has six strings. It is played by plucking or strumming them.",
         "Interest rates were raised by the central bank. Inflation had stayed high for a year.",

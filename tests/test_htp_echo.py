@@ -211,3 +211,14 @@ def test_the_echo_preset_has_its_measured_hybrid_weight():
     )
     assert hybrid_default(asdict(echo)) == ("score", 0.7)
     assert hybrid_default(asdict(EmbedderConfig.for_retrieval())) == ("score", 0.3)
+
+
+def test_with_config_shares_the_weights_and_fingerprints_like_a_fresh_load(tiny_models, tokenizer):
+    model = tiny_models("llama")
+    base = _embedder(model, tokenizer)
+    echo_config = EmbedderConfig(prompt="echo-passage", preprocess=False, normalize=False)
+    echo = base.with_config(echo_config)
+    assert echo.model is base.model and echo.config.prompt == "echo-passage"
+    fresh = TPEmbedder(model, tokenizer, echo_config)
+    assert echo.fingerprint == fresh.fingerprint
+    np.testing.assert_allclose(echo.encode(THREE), fresh.encode(THREE), atol=1e-6)

@@ -139,6 +139,7 @@ class TPEmbedder:
         config = config or EmbedderConfig()
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self._named = named
         self.backbone = Backbone(model)
         n = self.backbone.num_layers
         d_start, d_exit, d_out = _defaults(n, named)
@@ -224,6 +225,19 @@ class TPEmbedder:
                 f"float32 on a few test sentences, under {INT8_MIN_COSINE}): its activations do "
                 "not survive dynamic int8 quantisation; use --dtype bfloat16 or float32"
             )
+
+    def with_config(self, config: EmbedderConfig) -> TPEmbedder:
+        """Another embedder over the same loaded weights (no second load): e.g. the same model
+        under the echo or HTP settings. Layer settings left as None take the model's defaults."""
+        return TPEmbedder(
+            self.model,
+            self.tokenizer,
+            config,
+            identity=self.identity,
+            named=self._named,
+            pst_vector=self.pst_vector,
+            pst_from_weights=not self._pst_custom,
+        )
 
     # -- settings ---------------------------------------------------------------------------
 

@@ -268,3 +268,34 @@ def test_an_interrupted_sync_is_finished_not_restarted(tmp_path, fake):
         assert milvus.sync(s) == {"upserted": 2, "deleted": 0}
         assert milvus.sync(s) == {"upserted": 0, "deleted": 0}  # current now: nothing to do
         assert milvus.verify(s) is None
+
+
+def test_a_fresh_process_searches_a_milvus_index_in_hybrid_first(tmp_path, tiny_model_dir):
+    """A collection written by another process starts released; the first search of a new
+    process is hybrid, whose two sides ask Milvus from two threads at once (they once raced to
+    load it under load: "collection is in state 'released'"; the load is now under a lock)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root, idx = tmp_path / "docs", tmp_path / "idx"
+    write(root, TOPICS)
+    env = {**os.environ, "TPR_HOME": str(tmp_path / "home")}
+    tpr = [sys.executable, "-m", "retriever"]
+    model = ["--model", str(tiny_model_dir), "--tp-exit", "3"]
+    r = subprocess.run(
+        [*tpr, "index", str(root), "--index", str(idx), *model, "--milvus", "local", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(
+        [*tpr, "search", "dog car road", "--index", str(idx), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["results"]

@@ -57,7 +57,7 @@ MAX_TEXT = 65535  # Milvus VARCHAR limit, in bytes
 
 _clients: dict[str, object] = {}
 _loaded: set[tuple[str, str]] = set()  # collections loaded by this process
-_clients_lock = threading.Lock()
+_clients_lock = threading.RLock()
 
 
 class MilvusError(StoreError):
@@ -146,9 +146,13 @@ class MilvusEngine:
     def client(self):
         c = client(self.uri)
         key = (self.uri, self.collection)
-        if key not in _loaded and c.has_collection(self.collection):
-            c.load_collection(self.collection)  # a collection from another process is released
-            _loaded.add(key)
+        if key not in _loaded:
+            # Under the lock: hybrid search asks from two threads at once, and a collection
+            # written by another process starts released (searches fail until it is loaded).
+            with _clients_lock:
+                if key not in _loaded and c.has_collection(self.collection):
+                    c.load_collection(self.collection)
+                    _loaded.add(key)
         return c
 
     def exists(self) -> bool:

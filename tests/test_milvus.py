@@ -299,3 +299,13 @@ def test_a_fresh_process_searches_a_milvus_index_in_hybrid_first(tmp_path, tiny_
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["results"]
+
+
+def test_a_milvus_failure_is_one_clear_error(tmp_path, fake):
+    from retriever.errors import TPRError
+
+    _, _, mv = _pair(tmp_path, fake)
+    with Store.open(mv) as s:
+        engine = milvus.MilvusEngine({**s.milvus_target(), "collection": "tpr_no_such_thing"})
+    with pytest.raises(TPRError, match=r"tpr_no_such_thing.*tpr repair"):
+        engine.dense(fake.vector("cat"), 3)

@@ -34,6 +34,7 @@ command line or the index directory.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -127,6 +128,27 @@ def close_all() -> None:
         _loaded.clear()
 
 
+def _reported(method):
+    """Milvus's own exceptions (a server gone, a refused request) become a MilvusError that
+    names the collection, so the CLI prints one line instead of a gRPC traceback."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as e:
+            if type(e).__module__.split(".")[0] not in ("pymilvus", "grpc", "milvus_lite"):
+                raise
+            raise MilvusError(
+                f"Milvus at {self.uri} failed on collection {self.collection}: {e}; "
+                "`tpr repair` re-syncs it from SQLite once Milvus is back"
+            ) from e
+
+    return call
+
+
 class MilvusEngine:
     """One index's collection: the mirror of its chunks.
 
@@ -155,9 +177,11 @@ class MilvusEngine:
                     _loaded.add(key)
         return c
 
+    @_reported
     def exists(self) -> bool:
         return bool(self.client.has_collection(self.collection))
 
+    @_reported
     def create(self, dim: int, metric: str = "IP") -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
@@ -183,11 +207,13 @@ class MilvusEngine:
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self.client.create_collection(self.collection, schema=schema, index_params=index)
 
+    @_reported
     def drop(self) -> None:
         if self.exists():
             self.client.drop_collection(self.collection)
         _loaded.discard((self.uri, self.collection))
 
+    @_reported
     def ids(self, upto: int) -> set[int]:
         """Every chunk id in the collection; ``upto`` bounds them (the largest id SQLite ever
         gave, AUTOINCREMENT's counter). Read in id windows: a page can never skip a row, and
@@ -203,18 +229,22 @@ class MilvusEngine:
             out.update(int(r["id"]) for r in rows)
         return out
 
+    @_reported
     def count(self) -> int:
         return int(self.client.get_collection_stats(self.collection)["row_count"])
 
+    @_reported
     def upsert(self, rows: list[dict]) -> None:
         for i in range(0, len(rows), BATCH):
             self.client.upsert(self.collection, rows[i : i + BATCH])
 
+    @_reported
     def delete(self, ids: Iterable[int]) -> None:
         ids = sorted(ids)
         for i in range(0, len(ids), BATCH):
             self.client.delete(self.collection, ids=ids[i : i + BATCH])
 
+    @_reported
     def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         rows = self.client.get(self.collection, ids=ids, output_fields=["vector"])
         return {int(r["id"]): np.asarray(r["vector"], np.float32) for r in rows}
@@ -224,6 +254,7 @@ class MilvusEngine:
     def _filter(self, allowed: np.ndarray | None) -> str:
         return "" if allowed is None else f"id in [{','.join(str(int(i)) for i in allowed)}]"
 
+    @_reported
     def dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None):
         """Top-k (chunk id, inner product), best first."""
         if allowed is not None and len(allowed) == 0:
@@ -239,6 +270,7 @@ class MilvusEngine:
         )
         return [(int(h["id"]), float(h["distance"])) for h in res[0]]
 
+    @_reported
     def bm25(self, query: str, k: int, allowed: np.ndarray | None = None):
         """Top-k (chunk id, BM25 score), best first, by Milvus's BM25 function."""
         if not query.strip() or (allowed is not None and len(allowed) == 0):

@@ -309,3 +309,58 @@ def test_a_milvus_failure_is_one_clear_error(tmp_path, fake):
         engine = milvus.MilvusEngine({**s.milvus_target(), "collection": "tpr_no_such_thing"})
     with pytest.raises(TPRError, match=r"tpr_no_such_thing.*tpr repair"):
         engine.dense(fake.vector("cat"), 3)
+
+
+def test_tpr_serve_answers_from_a_milvus_index(tmp_path, tiny_model_dir):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("fastapi")
+    from .test_server import call
+    from .ui_server import free_port
+
+    root, home = tmp_path / "docs", tmp_path / "home"
+    write(root, TOPICS)
+    env = {**os.environ, "TPR_HOME": str(home)}
+    # Milvus Lite serves one process per file for that process's life: index in another one.
+    model = ["--model", str(tiny_model_dir), "--tp-exit", "3", "--milvus", "local"]
+    r = subprocess.run(
+        [sys.executable, "-m", "retriever", "index", str(root), "--index", "notes", *model],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "retriever", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if call(url + "/health")[1]["status"] == "ok":
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "tpr serve did not start"
+            time.sleep(0.3)
+        for mode in ("hybrid", "bm25", "dense"):
+            status, body = call(
+                url + "/search", {"query": "dog car road", "index": "notes", "mode": mode, "k": 3}
+            )
+            assert status == 200 and body["results"], (mode, body)
+        status, body = call(
+            url + "/search", {"query": "dog barks car", "index": "notes", "mode": "bm25"}
+        )
+        assert body["results"][0]["path"] == "dogs.md"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

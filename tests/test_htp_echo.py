@@ -18,7 +18,7 @@ from retriever.embed.prompts import METHODS
 from retriever.errors import ConfigError
 
 from .conftest import ARCHS, LAYERS
-from .test_tp_mechanics import _stack
+from .test_tp_mechanics import _stack, assert_batch_equals_single
 
 THREE = "A man is playing a guitar. A woman is slicing an onion. The cat sat on the mat."
 
@@ -102,11 +102,7 @@ def test_batch_equals_single(arch, kind, tiny_models, tokenizer):
     kw = {"htp": 8, "prompt": "htp-passage"} if kind == "htp" else {"prompt": "echo-passage"}
     emb = _embedder(model, tokenizer, pooling="mean", tp_start=1, tp_exit=3, **kw)
     texts = ["Short.", THREE, "The cat sat. It slept.", "One more sentence without a stop"]
-    batched = emb.encode(texts, batch_size=4)
-    for i, t in enumerate(texts):
-        alone = emb.encode(t)
-        cos = alone @ batched[i] / np.linalg.norm(alone) / np.linalg.norm(batched[i])
-        assert cos > 0.9999, (arch, kind, i, cos)
+    assert_batch_equals_single(emb, texts, (arch, kind))
 
 
 def test_echo_pools_the_second_copy(tiny_models, tokenizer):

@@ -315,11 +315,9 @@ def test_tpr_serve_answers_from_a_milvus_index(tmp_path, tiny_model_dir):
     import os
     import subprocess
     import sys
-    import time
 
     pytest.importorskip("fastapi")
-    from .test_server import call
-    from .ui_server import free_port
+    from .test_server import call, start_serve
 
     root, home = tmp_path / "docs", tmp_path / "home"
     write(root, TOPICS)
@@ -333,25 +331,7 @@ def test_tpr_serve_answers_from_a_milvus_index(tmp_path, tiny_model_dir):
         env=env,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "retriever", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if call(url + "/health")[1]["status"] == "ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.time() < deadline, "tpr serve did not start"
-            time.sleep(0.3)
+    with start_serve(env) as (url, _):
         for mode in ("hybrid", "bm25", "dense"):
             status, body = call(
                 url + "/search", {"query": "dog car road", "index": "notes", "mode": mode, "k": 3}
@@ -361,6 +341,3 @@ def test_tpr_serve_answers_from_a_milvus_index(tmp_path, tiny_model_dir):
             url + "/search", {"query": "dog barks car", "index": "notes", "mode": "bm25"}
         )
         assert body["results"][0]["path"] == "dogs.md"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

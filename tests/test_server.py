@@ -3,6 +3,7 @@ driven with real HTTP requests; `tpr search --server` against it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -46,8 +47,14 @@ def server(tmp_path_factory, tiny_model_dir):
     (docs / "birds.txt").write_text("Birds sing in the trees at dawn.")
     emb = TPEmbedder.load(model=str(tiny_model_dir), tp_exit=3)
     Indexer(emb, IndexOptions(chunk_size=48)).sync(docs, idx)
+    with start_serve({**os.environ, "TPR_HOME": str(tmp / "home")}) as (url, port):
+        yield url, port, idx
+
+
+@contextlib.contextmanager
+def start_serve(env: dict):
+    """``python -m retriever serve`` on a free port, up and healthy; yields (url, port)."""
     port = free_port()
-    env = {**os.environ, "TPR_HOME": str(tmp / "home")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "retriever", "serve", "--port", str(port)],
         env=env,
@@ -55,19 +62,21 @@ def server(tmp_path_factory, tiny_model_dir):
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if call(url + "/health")[1]["status"] == "ok":
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline, "tpr serve did not start"
-        time.sleep(0.3)
-    yield url, port, idx
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if call(url + "/health")[1]["status"] == "ok":
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "tpr serve did not start"
+            time.sleep(0.3)
+        yield url, port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def test_health_indexes_docs_and_loopback_only(server):

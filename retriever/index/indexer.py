@@ -494,18 +494,22 @@ class Indexer:
         if not texts:
             return
         sizes = [sum(len(p.texts) for p in g) for g in groups]
-        vectors = np.zeros((len(texts), self.embedder.dimension), np.float32)
-        done = 0  # vectors received, in order
-        g, first = 0, 0  # next group to commit, and its first position
+        # Vectors arrive in order; only those of groups not yet committed are held.
+        held: list[np.ndarray] = []
+        n_held, g, done = 0, 0, 0
         t = time.perf_counter()
         for positions, batch in embed_texts(self.embedder.config, texts, self.options.ray):
-            vectors[positions] = batch
-            done += len(positions)
-            while g < len(groups) and first + sizes[g] <= done:
+            if positions[0] != done:
+                raise RuntimeError(f"Ray returned chunk {positions[0]} where {done} was due")
+            held.append(batch)
+            n_held += len(batch)
+            done += len(batch)
+            while g < len(groups) and sizes[g] <= n_held:
+                block = np.concatenate(held)
                 report.embed_seconds += time.perf_counter() - t
-                self._commit(store, groups[g], vectors[first : first + sizes[g]], report)
+                self._commit(store, groups[g], block[: sizes[g]], report)
                 progress_.files_done([p.stat for p in groups[g]])
-                first += sizes[g]
+                held, n_held = [block[sizes[g] :]], n_held - sizes[g]
                 g += 1
                 t = time.perf_counter()
 

@@ -1,8 +1,8 @@
 """Hierarchical TP and echo embeddings on tiny random models: where the slots go, what they
 receive in each TP layer, and that batching changes nothing.
 
-The layer loop of :func:`reference` is written out by hand (like test_tp_mechanics'), with every
-slot overwritten between layers explicitly; the hook-based engine must reproduce it.
+test_tp_mechanics' hand-written layer loop (:func:`reference`) overwrites every slot between
+layers explicitly; the hook-based engine must reproduce it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from retriever import EmbedderConfig, TPEmbedder
 from retriever.embed.prompts import METHODS
 from retriever.errors import ConfigError
 
 from .conftest import ARCHS, LAYERS
-from .test_tp_mechanics import _stack, assert_batch_equals_single
+from .test_tp_mechanics import assert_batch_equals_single, reference
 
 THREE = "A man is playing a guitar. A woman is slicing an onion. The cat sat on the mat."
 
@@ -27,30 +26,6 @@ def _embedder(model, tokenizer, **kw):
     kw.setdefault("preprocess", False)
     kw.setdefault("normalize", False)
     return TPEmbedder(model, tokenizer, EmbedderConfig(**kw))
-
-
-@torch.inference_mode()
-def reference(model, ids, slots, pst_vec, tp_range, out_layer, pool):
-    """The embedding by an explicit layer loop; ``slots`` are (position, source position)."""
-    layers, embed, call, norm = _stack(model)
-    emb = model.get_input_embeddings()(torch.tensor([ids])).clone()
-    for pos, _ in slots:
-        emb[0, pos] = pst_vec
-    pos_ids = torch.arange(len(ids))[None]
-    h = embed(emb, pos_ids)
-    n = len(ids)
-    mask = torch.full((n, n), torch.finfo(h.dtype).min).triu(1)[None, None]
-    for i in range(out_layer):
-        if tp_range[0] <= i < tp_range[1]:
-            prev = h.clone()
-            h = h.clone()
-            for pos, src in slots:
-                h[0, pos] = prev[0, src]
-        h = call(i, layers[i], h, pos_ids, mask)
-        h = h[0] if isinstance(h, tuple) else h
-    if out_layer == len(layers):
-        h = norm(h)
-    return pool(h[0]).float().numpy()
 
 
 def test_one_slot_per_sentence_each_fed_by_its_last_token(tiny_models, tokenizer):

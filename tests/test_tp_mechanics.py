@@ -45,28 +45,37 @@ def _stack(model):
     return inner.layers, (lambda emb, pos: emb), call, inner.norm
 
 
-@torch.inference_mode()
 def reference_embedding(model, ids, pst, pst_vec, tp_range, out_layer):
     """The TP embedding computed by an explicit layer loop (no hooks)."""
+    slots = [(pst, len(ids) - 1)] if pst is not None else []
+    return reference(model, ids, slots, pst_vec, tp_range or (0, 0), out_layer, lambda h: h[-1])
+
+
+@torch.inference_mode()
+def reference(model, ids, slots, pst_vec, tp_range, out_layer, pool):
+    """An embedding by an explicit layer loop (no hooks): ``slots`` are (position, source
+    position) pairs, each slot starts as ``pst_vec`` and, before each layer in ``tp_range``,
+    receives its source's state from the previous layer; ``pool`` maps [T, H] to [H]."""
     layers, embed, call, norm = _stack(model)
-    ids_t = torch.tensor([ids])
-    emb = model.get_input_embeddings()(ids_t).clone()
-    if pst is not None:
-        emb[0, pst] = pst_vec
-    pos = torch.arange(len(ids))[None]
-    h = embed(emb, pos)
+    emb = model.get_input_embeddings()(torch.tensor([ids])).clone()
+    for pos, _ in slots:
+        emb[0, pos] = pst_vec
+    pos_ids = torch.arange(len(ids))[None]
+    h = embed(emb, pos_ids)
     n = len(ids)
     # Additive causal mask, explicit so that eager attention (Gemma 2) is causal too.
     mask = torch.full((n, n), torch.finfo(h.dtype).min).triu(1)[None, None]
     for i in range(out_layer):
-        if tp_range and tp_range[0] <= i < tp_range[1]:
+        if tp_range[0] <= i < tp_range[1]:
+            prev = h.clone()
             h = h.clone()
-            h[0, pst] = h[0, -1]
-        h = call(i, layers[i], h, pos, mask)
+            for pos, src in slots:
+                h[0, pos] = prev[0, src]
+        h = call(i, layers[i], h, pos_ids, mask)
         h = h[0] if isinstance(h, tuple) else h
     if out_layer == len(layers):
         h = norm(h)
-    return h[0, -1].float().numpy()
+    return pool(h[0]).float().numpy()
 
 
 def _embedder(model, tokenizer, **kw):

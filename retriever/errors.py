@@ -71,3 +71,29 @@ class FaissBuildError(StoreError):
 
 class FileNotInIndexError(StoreError):
     """A path that the index does not hold."""
+
+
+class IndexDiskFullError(StoreError):
+    """The disk (or the file system's quota) filled up while writing to an index. Nothing
+    committed is lost; the next run resumes."""
+
+
+class IndexIOError(StoreError):
+    """The operating system or SQLite refused a read or write (an I/O condition, not damage)."""
+
+
+class IndexReadOnlyError(StoreError):
+    """The index lies on a read-only file system (or is not writable): searchable, not
+    changeable."""
+
+
+class NotAnIndexError(StoreError):
+    """``index.db`` is a SQLite database of something else: no command writes into it."""
+
+
+class FilterTooLargeError(ConfigError):
+    """A filter over this product's limits (keys, suffixes, terms, pattern length)."""
+
+
+class FolderNotFoundError(TPRError):
+    """The folder to index is not there (deleted, moved, unmounted): nothing is removed."""

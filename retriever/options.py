@@ -5,9 +5,11 @@ index options, and the checks on option values. Commands live in :mod:`retriever
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -18,13 +20,17 @@ from .embed.models import DEFAULT_MODEL
 from .embed.prompts import METHODS
 from .errors import TPRError
 
+# OS errors that reach the CLI from writing an index (a full disk, quota, read-only file system)
+_INDEX_OS_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
 
 class Group(click.Group):
     """Turns the library's exceptions into ``Error: ...`` and exit code 1, no traceback.
 
-    A ``sqlite3.DatabaseError`` that reaches here comes from a damaged index.db (a garbage
-    page read late, after the index opened): it is named with the way out, like the library's
-    own :class:`~retriever.index.store.IndexCorruptError`.
+    A ``sqlite3`` error or a full disk that reaches here is named by
+    :func:`~retriever.index.store.db_error`: damage (a garbage page read late, after the index
+    opened) with the way out, a full disk or a read-only file system as what it is, never as
+    damage.
     """
 
     def invoke(self, ctx):
@@ -33,11 +39,24 @@ class Group(click.Group):
             return super().invoke(ctx)
         except TPRError as e:
             raise click.ClickException(str(e)) from e
-        except sqlite3.DatabaseError as e:
-            from .index.store import corrupt_error
+        except (sqlite3.Error, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in _INDEX_OS_ERRORS:
+                raise
+            from .index.store import db_error
 
             where = ctx.meta.get("tpr.index", Path("the index"))
-            raise click.ClickException(str(corrupt_error(where, e))) from e
+            raise click.ClickException(str(db_error(where, e))) from e
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """Text for a terminal: control characters (ESC of an OSC title or hyperlink sequence, a
+    carriage return that overwrites a line, C1 codes) are written as visible escapes
+    (``\\x1b``), so a file name or a document can never drive the terminal. Newlines and tabs
+    stay. JSON output needs none of this: ``json.dumps`` escapes them itself."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
 def log_to_stderr() -> None:
@@ -195,6 +214,26 @@ def parse_meta(pairs) -> dict:
     return out
 
 
+def parse_where(value: str | None) -> dict | None:
+    """``--where JSON``: a LangChain-style filter expression, checked now (not mid-search)."""
+    if value is None:
+        return None
+    from .search.filters import where_sql
+
+    try:
+        expr = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"not JSON ({e})", param_hint="--where") from None
+    if not isinstance(expr, dict):
+        raise click.BadParameter("give a JSON object, e.g. '{\"source\": \"a.md\"}'",
+                                 param_hint="--where")  # fmt: skip
+    try:
+        where_sql(expr)
+    except TPRError as e:
+        raise click.BadParameter(str(e), param_hint="--where") from None
+    return expr
+
+
 def check_suffix(value: str) -> str:
     """A file type option: letters, digits and ``+-_.`` only, e.g. ``.md`` or ``tar.gz``."""
     import re
@@ -267,11 +306,11 @@ def show_results(out: dict, as_json: bool) -> None:
     for i, r in enumerate(out["results"], start=1):
         parts = " ".join(f"{name}={v:.4f}" for name, v in r["scores"].items())
         page = f" p.{r['page']}" if r.get("page") else ""
-        click.echo(f"{i}. {r['citation']}{page} [chunk {r['ordinal']}] {parts}")
+        click.echo(f"{i}. {safe(r['citation'])}{page} [chunk {r['ordinal']}] {parts}")
         if r.get("heading"):
-            click.echo(f"   § {r['heading']}")
+            click.echo(f"   § {safe(r['heading'])}")
         snippet = " ".join(r["text"].split())
-        click.echo(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+        click.echo(f"   {safe(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
     click.echo(f"({out['mode']}, {out['ms']:.0f} ms including query embedding)", err=True)
 
 
@@ -297,7 +336,7 @@ def show_report(r, index_dir: Path, as_json: bool) -> None:
     if r.sparse_chunks:
         click.echo(f"sparse words computed for {r.sparse_chunks} chunks")
     for p, reason in r.skipped:
-        click.echo(f"  skipped {p}: {reason}")
+        click.echo(f"  skipped {safe(p)}: {safe(reason)}")
 
 
 def scale_options(f):
@@ -344,7 +383,7 @@ def ray_options_of(kw: dict):
 def show_info(index_dir, data: dict) -> None:
     """``tpr info``'s human output (``--json`` prints ``data`` as it is)."""
     e, counts, writer = data.get("embedder", {}), data["files"], data["writer_pid"]
-    click.echo(f"index       {index_dir}\nfolder      {data.get('root')}")
+    click.echo(f"index       {safe(index_dir)}\nfolder      {safe(data.get('root'))}")
     click.echo(
         f"model       {e.get('model')}  prompt={e.get('template') or e.get('prompt')} "
         f"query_prompt={e.get('query_template') or e.get('query_prompt') or 'same'} "

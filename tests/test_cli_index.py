@@ -114,7 +114,11 @@ def test_resync_reuses_the_index_settings_and_rebuild_takes_new_ones(tmp_path, t
     assert json.loads(r.stdout)["added"] == 1
     embedder = json.loads(run("info", "--index", idx, "--json").stdout)["embedder"]
     assert (embedder["pooling"], embedder["tp_exit"]) == ("mean", 3)
-    # --rebuild starts over from the options' defaults (this model has no preset).
+    # --rebuild keeps the index's own settings (issue 23: it never silently switches them)...
     assert run("index", docs, *base, "--rebuild").exit_code == 0
     embedder = json.loads(run("info", "--index", idx, "--json").stdout)["embedder"]
-    assert embedder["pooling"] == "last" and embedder["tp_exit"] != 3
+    assert (embedder["pooling"], embedder["tp_exit"]) == ("mean", 3)
+    # ...and takes the ones given.
+    assert run("index", docs, *base, "--rebuild", "--pooling", "last").exit_code == 0
+    embedder = json.loads(run("info", "--index", idx, "--json").stdout)["embedder"]
+    assert (embedder["pooling"], embedder["tp_exit"]) == ("last", 3)

@@ -21,7 +21,7 @@ import streamlit as st
 from retriever.embed.factory import index_embedder_config, load_embedder
 from retriever.errors import TPRError
 from retriever.index import manage
-from retriever.index.store import DB_NAME, corrupt_error, indexes_home, resolve_index
+from retriever.index.store import DB_NAME, db_error, indexes_home, resolve_index
 from retriever.index.structure import code_fences
 from retriever.search.filters import Filter
 from retriever.search.inspect import (
@@ -356,7 +356,7 @@ def run() -> None:
     except TPRError as e:
         st.error(str(e))
     except sqlite3.DatabaseError as e:  # a damaged page read late, after the index opened
-        st.error(str(corrupt_error(Path(st.session_state.get("tpr.index", "the index")), e)))
+        st.error(str(db_error(Path(st.session_state.get("tpr.index", "the index")), e)))
 
 
 run()

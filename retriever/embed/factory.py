@@ -104,22 +104,44 @@ def index_settings(index_dir, given: dict, defaults: dict | None = None, rebuild
         index_dir: the index directory (it need not exist).
         given: settings the user chose explicitly.
         defaults: runtime settings and anything else not set otherwise.
-        rebuild: the index starts over, so its own settings do not count.
+        rebuild: the index starts over; it still keeps its own settings where none are given
+            (read even from a damaged index.db when its settings survive), so a rebuild never
+            silently switches an index to another model.
     """
     from dataclasses import asdict
-    from pathlib import Path
 
-    from ..index.store import DB_NAME, Store
     from .config import index_config
 
+    meta = _recorded_meta(index_dir, salvage=rebuild)
     stored = None
-    if not rebuild and (Path(index_dir) / DB_NAME).exists():
-        with Store.open(index_dir) as store:
-            meta = store.meta()
-        # LangChain embeddings cannot be loaded by name (ConfigError): binding refuses them.
-        with contextlib.suppress(ConfigError):
-            if meta.get("embedder"):
-                stored = asdict(index_embedder_config(meta))
+    # LangChain embeddings cannot be loaded by name (ConfigError): binding refuses them.
+    with contextlib.suppress(ConfigError, TypeError):
+        if meta.get("embedder"):
+            stored = asdict(index_embedder_config(meta))
     if stored and given.get("model", stored["model"]) != stored["model"]:
         stored = None
     return index_config(given, defaults, stored)
+
+
+def _recorded_meta(index_dir, salvage: bool = False) -> dict:
+    """The meta table of the index at ``index_dir`` ({} when there is none yet, or when its
+    first run stopped before it recorded anything).
+
+    Args:
+        salvage: a damaged index.db gives whatever meta rows can still be read ({} if none)
+            instead of raising (``--rebuild`` keeps the settings of the index it replaces).
+    """
+    from pathlib import Path
+
+    from ..errors import IndexCorruptError
+    from ..index.store import DB_NAME, Store, salvage_meta
+
+    if not (Path(index_dir) / DB_NAME).exists():
+        return {}
+    try:
+        with Store.open(index_dir, bound=False) as store:
+            return store.meta()
+    except IndexCorruptError:
+        if not salvage:
+            raise
+        return salvage_meta(Path(index_dir))

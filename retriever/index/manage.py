@@ -4,12 +4,13 @@ calls that the CLI and the UI both use (each command opens, calls one of these, 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..embed.config import hybrid_default
-from ..errors import FileNotInIndexError, TPRError
-from .store import DB_NAME, Store, indexes_home
+from ..errors import FileNotInIndexError, IndexNotFoundError, TPRError
+from .store import DB_NAME, Store, db_error, indexes_home
 from .vectors import factory_for
 
 
@@ -64,7 +65,7 @@ def list_indexes(home: Path | None = None) -> list[dict]:
         return []
     rows = []
     for path in sorted(p for p in home.iterdir() if (p / DB_NAME).exists()):
-        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.is_symlink())
         row = {"name": path.name, "path": str(path), "bytes": size}
         try:
             with Store.open(path) as store:
@@ -77,6 +78,8 @@ def list_indexes(home: Path | None = None) -> list[dict]:
                 }
         except TPRError as e:
             row["error"] = str(e)
+        except (sqlite3.Error, OSError) as e:  # a page read late, after the index opened
+            row["error"] = str(db_error(path, e))
         rows.append(row)
     return rows
 
@@ -107,7 +110,7 @@ def remove(index_dir: Path, path: str) -> int:
         FileNotInIndexError: no such file in the index.
         IndexLockedError: an index run is writing.
     """
-    with Store.writer(index_dir) as store:
+    with _existing_writer(index_dir) as store:
         row = store.file_by_path(path)
         if row is None:
             raise FileNotInIndexError(f"{path} is not in the index (see `tpr files`)")
@@ -116,6 +119,23 @@ def remove(index_dir: Path, path: str) -> int:
             store.bump_generation()
         store.refresh_engine()
     return int(row["chunks"] or 0)
+
+
+def _existing_writer(index_dir: Path) -> Store:
+    """The writer of an index that exists and records its embedder: nothing is created, and a
+    folder or file that is no index is left exactly as it is.
+
+    Raises:
+        IndexNotFoundError: no index there, or one whose first run embedded nothing yet.
+    """
+    store = Store.writer(index_dir, create=False)
+    if store.meta_value("fingerprint") is None:
+        store.close()
+        raise IndexNotFoundError(
+            f"index {index_dir} holds nothing yet: its first `tpr index` run stopped before it "
+            f"embedded anything. Run `tpr index FOLDER --index {index_dir}` to start it"
+        )
+    return store
 
 
 @dataclass
@@ -132,7 +152,7 @@ def repair(index_dir: Path) -> RepairReport:
         IndexCorruptError: index.db itself is damaged (re-index the folder).
         IndexLockedError: an index run is writing.
     """
-    with Store.writer(index_dir) as store:
+    with _existing_writer(index_dir) as store:
         store.check_integrity()
         problem = store.verify_engine()
         if problem is not None:

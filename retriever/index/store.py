@@ -19,7 +19,9 @@ need no lock: SQLite runs in WAL mode, so they see the last committed state whil
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import logging
@@ -33,10 +35,14 @@ import sqlite_utils
 
 from ..errors import (
     IndexCorruptError,
+    IndexDiskFullError,
+    IndexIOError,
     IndexLocationError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexReadOnlyError,
+    NotAnIndexError,
     TPRError,
 )
 from . import vectors
@@ -49,6 +55,8 @@ from .vectors import factory_for
 # never yields such a path (relative paths have no "//"), so they cannot collide with folder
 # files, and a folder sync leaves them alone.
 DB_NAME, FAISS_NAME, FAISS_META, LOCK_NAME = "index.db", "vectors.faiss", "vectors.json", "lock"
+# Where ``tpr index --rebuild`` builds the new index before it takes the old one's place.
+STAGING = "rebuild.tmp"
 # Every file an index directory may hold (vectors.json is the stamp file of older versions; the
 # stamp now lives in SQLite). A folder walk never yields these from an index directory.
 INDEX_FILES = frozenset(
@@ -62,6 +70,7 @@ INDEX_FILES = frozenset(
         FAISS_META,
         FAISS_META + ".tmp",
         LOCK_NAME,
+        STAGING,
     }
 )
 log = logging.getLogger("retriever")
@@ -79,6 +88,80 @@ def corrupt_error(path: Path, cause: object) -> IndexCorruptError:
         "trusted. Re-index the folder with `tpr index FOLDER --index "
         f"{path} --rebuild` (the damaged file is kept beside it as {DB_NAME}.damaged-*)"
     )
+
+
+# SQLite's primary result codes that mean the file itself is damaged. Everything else (a full
+# disk, a read-only file system, an I/O error, a statement SQLite refuses) says nothing about the
+# file's health and must never be reported as damage: the remedy for damage (--rebuild) is the
+# wrong one for them.
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+_READ_ONLY_CODES = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+)
+
+
+def db_error(path: Path, cause: BaseException) -> TPRError:
+    """The library error for a ``sqlite3`` or OS error met while using the index at ``path``.
+
+    Damage (a malformed page, not a database) is :class:`IndexCorruptError`; a full disk is
+    :class:`IndexDiskFullError` (the next run resumes); a read-only file system is
+    :class:`IndexReadOnlyError`; anything else is :class:`IndexIOError`, which names the cause
+    and says the index is not damaged by it.
+    """
+    path = Path(path)
+    if isinstance(cause, TPRError):
+        return cause
+    if isinstance(cause, OSError) and not isinstance(cause, sqlite3.Error):
+        if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return disk_full_error(path, cause.strerror or cause)
+        if cause.errno == errno.EROFS:
+            return read_only_error(path)
+        return IndexIOError(
+            f"index {path}: the operating system refused a read or write ({cause}); the index "
+            "is not damaged by this. Fix the cause and run the command again"
+        )
+    code = getattr(cause, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary is None and isinstance(cause, sqlite3.DatabaseError) and _looks_damaged(cause):
+        return corrupt_error(path, cause)
+    if primary in _DAMAGE_CODES:
+        return corrupt_error(path, cause)
+    if primary == sqlite3.SQLITE_FULL:
+        return disk_full_error(path, cause)
+    if primary in _READ_ONLY_CODES and not _writable(path):
+        return read_only_error(path)
+    return IndexIOError(
+        f"index {path}: SQLite could not complete the request ({cause}); this is not damage to "
+        "the index. Run the command again once the cause is fixed (`tpr info` checks the index)"
+    )
+
+
+def _looks_damaged(cause: BaseException) -> bool:
+    """Errors this package raises itself (no SQLite code) for a file that is no index."""
+    return not isinstance(cause, sqlite3.OperationalError)
+
+
+def disk_full_error(path: Path, cause: object) -> IndexDiskFullError:
+    return IndexDiskFullError(
+        f"the disk is full: index {path} could not be written ({cause}). The index is intact: "
+        "everything committed before this is kept. Free some space and run the same command "
+        "again; it resumes where it stopped"
+    )
+
+
+def read_only_error(path: Path) -> IndexReadOnlyError:
+    return IndexReadOnlyError(
+        f"index {path} is on a read-only file system (or not writable): it can be searched, "
+        "not changed. Copy it to a writable place to update it"
+    )
+
+
+def _writable(path: Path) -> bool:
+    """Whether the index directory (and its database) can be written: ``access`` reports a
+    read-only file system (EROFS) even to root."""
+    path = Path(path)
+    db = path / DB_NAME
+    return os.access(path, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
 
 
 def indexes_home() -> Path:
@@ -100,8 +183,9 @@ def resolve_index(name_or_path: str | Path | None) -> Path:
     ``default``.
     """
     if name_or_path is None:
-        env = os.environ.get("TPR_INDEX")
-        return Path(env).expanduser() if env else indexes_home() / "default"
+        # $TPR_INDEX follows the same rule: TPR_INDEX=python-docs is the named index
+        env = os.environ.get("TPR_INDEX", "").strip()
+        return resolve_index(env) if env else indexes_home() / "default"
     if isinstance(name_or_path, Path):
         return name_or_path.expanduser()
     text = str(name_or_path)
@@ -134,6 +218,57 @@ def config_diff(old: dict, new: dict) -> list[str]:
     return out
 
 
+def _sqlite_connect(db_file: Path, read_only: bool) -> sqlite3.Connection:
+    """A connection to ``index.db``; read-only ones use SQLite's ``mode=ro`` (a WAL database on a
+    read-only file system whose ``-shm`` file is gone opens only as ``immutable``).
+
+    check_same_thread=False: async LangChain calls and Streamlit run searches on worker threads;
+    callers serialise access (the Searcher holds a lock).
+    """
+    if not read_only:
+        return sqlite3.connect(db_file, check_same_thread=False)
+    uri = Path(db_file).resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
+def salvage_meta(path: Path) -> dict:
+    """Whatever settings a damaged ``index.db`` (an index directory, or the file itself) still
+    holds: the meta rows that read and decode ({} when none do). Read-only; used to keep an
+    index's settings when it is rebuilt."""
+    out: dict = {}
+    path = Path(path)
+    db_file = path / DB_NAME if path.is_dir() else path
+    try:  # immutable: reading creates no -wal or -shm file beside it
+        conn = sqlite3.connect(f"{db_file.resolve().as_uri()}?immutable=1", uri=True)
+    except sqlite3.Error:
+        return out
+    try:
+        for key, value in conn.execute("select key, value from meta"):
+            with contextlib.suppress(ValueError, TypeError):
+                out[key] = json.loads(value)
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
+    return out
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an index's ``index.db``: a file deleted and made anew under a running
+    reader has another one, and the reader reopens it."""
+    try:
+        st = os.stat(Path(path) / DB_NAME)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class Store(Tables):
     """An index directory. Use :meth:`open` to read and :meth:`writer` to change it.
 
@@ -141,24 +276,29 @@ class Store(Tables):
         path: the index directory.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
         self.path = Path(path)
-        # check_same_thread=False: async LangChain calls and Streamlit run searches on worker
-        # threads; callers serialise access (Searcher holds a lock).
-        conn = sqlite3.connect(self.path / DB_NAME, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA foreign_keys = ON")
+        self.read_only = read_only
         self._lock_fd: int | None = None
+        self.db = sqlite_utils.Database(_sqlite_connect(self.path / DB_NAME, read_only))
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.identity = file_identity(self.path)
 
     # -- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open an existing index for reading.
+    def open(cls, path: Path, bound: bool = True) -> Store:
+        """Open an existing index for reading (read-only when its file system is).
+
+        Args:
+            bound: require an index that records its embedder; False also opens one whose
+                first run stopped before anything was embedded (to read its settings).
 
         Raises:
-            IndexNotFoundError: when there is no index there.
+            IndexNotFoundError: when there is no index there (or, with ``bound``, nothing in
+                it yet).
             IndexCorruptError: ``index.db`` is damaged, empty or holds no index.
+            NotAnIndexError: ``index.db`` is some other program's database.
         """
         path = Path(path)
         db_file = path / DB_NAME
@@ -168,36 +308,53 @@ class Store(Tables):
             )
         if db_file.stat().st_size == 0:
             raise corrupt_error(path, "the file is empty (0 bytes)")
-        store = cls._connect(path)
+        store = cls._connect(path, read_only=not _writable(path))
         try:
             store._check_tables()
             if migrations.pending(store.db):
                 store._upgrade()
-            if store.meta_value("fingerprint") is None:
-                raise IndexCorruptError(
-                    f"index {path} records no embedder: its first `tpr index` run stopped "
-                    f"before it began. Run `tpr index FOLDER --index {path}` again"
+            if bound and store.meta_value("fingerprint") is None:
+                raise IndexNotFoundError(
+                    f"index {path} holds nothing yet: its first `tpr index` run stopped before "
+                    f"it embedded anything. Run `tpr index FOLDER --index {path}` to start it"
                 )
-        except (sqlite3.DatabaseError, json.JSONDecodeError) as e:
+        except (sqlite3.Error, json.JSONDecodeError, OSError) as e:
             store.close()
-            raise corrupt_error(path, e) from None
+            raise db_error(path, e) from None
         except TPRError:
             store.close()
             raise
         return store
 
     @classmethod
-    def _connect(cls, path: Path) -> Store:
+    def _connect(cls, path: Path, read_only: bool = False) -> Store:
         try:
-            return cls(path)
-        except sqlite3.DatabaseError as e:
-            raise corrupt_error(path, e) from None
+            return cls(path, read_only)
+        except (sqlite3.Error, OSError) as e:
+            raise db_error(path, e) from None
 
-    def _check_tables(self) -> None:
-        """Reads the schema (a garbage file fails here) and checks that it is an index's."""
-        tables = {r[0] for r in self.db.execute("select name from sqlite_master")}
-        if "meta" not in tables or "chunks" not in tables:
-            raise sqlite3.DatabaseError("it holds no tp-retriever index tables")
+    def _check_tables(self, allow_empty: bool = False) -> None:
+        """Reads the schema (a garbage file fails here) and checks that it is an index's.
+
+        Raises:
+            sqlite3.DatabaseError: the file is no database (damage).
+            NotAnIndexError: a database of something else.
+        """
+        tables = {
+            r[0] for r in self.db.execute("select name from sqlite_master where type = 'table'")
+        }
+        if "meta" in tables and "chunks" in tables:
+            return
+        if allow_empty and not (tables - {"_sqlite_migrations", "sqlite_sequence"}):
+            return
+        if tables:
+            shown = ", ".join(sorted(tables)[:5])
+            raise NotAnIndexError(
+                f"{self.path / DB_NAME} is a SQLite database of something else (tables: {shown}), "
+                "not a tp-retriever index; nothing was written to it. Give the index a "
+                "directory of its own (--index NAME)"
+            )
+        raise sqlite3.DatabaseError("it holds no tp-retriever index tables")
 
     def _upgrade(self) -> None:
         # An index from an older version: upgrade it in place (migrations only add tables
@@ -217,21 +374,32 @@ class Store(Tables):
             self._release()
 
     @classmethod
-    def writer(cls, path: Path, recover: bool = False) -> Store:
+    def writer(cls, path: Path, recover: bool = False, create: bool = True) -> Store:
         """Open (creating if needed) for writing: takes the lock and applies migrations.
 
         Args:
             path: the index directory.
             recover: a damaged ``index.db`` is moved aside (``index.db.damaged-<time>``) and a
                 new, empty one is started, instead of raising (``tpr index --rebuild``).
+            create: start a new index when there is none; False refuses instead, creating
+                nothing (``tpr remove``, ``tpr repair``).
 
         Raises:
+            IndexNotFoundError: no index there and ``create`` is off.
             IndexLockedError: when another process holds the writer lock.
             IndexCorruptError: ``index.db`` is damaged (and ``recover`` is off).
+            NotAnIndexError: ``index.db`` is another program's database (never written to).
+            IndexReadOnlyError: the index lies on a read-only file system.
             IndexLocationError: a new index in a folder that holds other files.
         """
         path = Path(path)
         db_file = path / DB_NAME
+        if not create and not db_file.is_file():
+            raise IndexNotFoundError(
+                f"no index at {path}: build one with `tpr index FOLDER --index {path}`"
+            )
+        if (db_file.exists() or path.is_dir()) and not _writable(path):
+            raise read_only_error(path)
         if path.is_dir() and not db_file.exists():
             others = sorted(p.name for p in path.iterdir() if p.name not in INDEX_FILES)
             if others:
@@ -240,35 +408,52 @@ class Store(Tables):
                     f"{', ...' if len(others) > 3 else ''}) and no index; an index needs a "
                     "directory of its own: give a new path, or a bare name (--index NAME)"
                 )
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise db_error(path, e) from None
         # A 0-byte index.db beside a FAISS file once held an index; alone it is a new one
         # whose first run stopped before SQLite wrote a page.
         emptied = db_file.is_file() and db_file.stat().st_size == 0 and (path / FAISS_NAME).exists()
         store = cls._connect(path)
         try:
             store._acquire()
-        except IndexLockedError:
+        except TPRError:
             store.db.close()
             raise
         try:
             if emptied:
                 raise sqlite3.DatabaseError("the file is empty (0 bytes)")
+            # Before anything is written: another program's database is never touched.
+            store._check_tables(allow_empty=True)
             store.db.enable_wal()
             migrations.apply(store.db)
             store._check_tables()
             store.meta()  # every value decodes
-        except (sqlite3.DatabaseError, json.JSONDecodeError) as e:
-            if not recover:
+        except NotAnIndexError:
+            store.close()
+            raise
+        except (sqlite3.Error, json.JSONDecodeError, OSError) as e:
+            error = db_error(path, e)
+            if not (recover and isinstance(error, IndexCorruptError)):
                 store.close()
-                raise corrupt_error(path, e) from None
-            store._move_aside(str(e))
+                raise error from None
+            try:
+                store._move_aside(str(e))
+            except (sqlite3.Error, OSError) as e2:
+                store.close()
+                raise db_error(path, e2) from None
+        store.identity = file_identity(path)
         return store
 
     def _move_aside(self, cause: str) -> None:
         """Keep a damaged index.db as ``index.db.damaged-<time>`` and start an empty one."""
         self.db.close()
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-        os.replace(self.path / DB_NAME, self.path / f"{DB_NAME}.damaged-{stamp}")
+        aside = self.path / f"{DB_NAME}.damaged-{stamp}"
+        os.replace(self.path / DB_NAME, aside)  # a rename: it needs no free space
+        # Whatever settings survive in it, so the rebuild keeps the index's own.
+        self.salvaged = salvage_meta(aside)
         for name in (DB_NAME + "-wal", DB_NAME + "-shm", FAISS_NAME, FAISS_META):
             (self.path / name).unlink(missing_ok=True)
         log.warning(
@@ -278,14 +463,16 @@ class Store(Tables):
             DB_NAME,
             stamp,
         )
-        conn = sqlite3.connect(self.path / DB_NAME, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
+        self.db = sqlite_utils.Database(_sqlite_connect(self.path / DB_NAME, False))
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.enable_wal()
         migrations.apply(self.db)
 
     def _acquire(self) -> None:
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise db_error(self.path, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -336,6 +523,13 @@ class Store(Tables):
             return None
         finally:
             os.close(fd)
+
+    def replace_with(self, other: Store) -> None:
+        """Make this index's database a copy of ``other``'s, in one transaction (SQLite's backup
+        API): a reader sees the old content until the commit and the new after it, and a
+        failure before the commit (a full disk) leaves the old content as it was."""
+        other.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        other.db.conn.backup(self.db.conn)
 
     def check_integrity(self) -> None:
         """SQLite's ``quick_check`` over the whole file (reads every page: a diagnostic, not

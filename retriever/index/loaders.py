@@ -20,6 +20,7 @@ import errno
 import fnmatch
 import hashlib
 import io
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -100,6 +101,14 @@ class SkipFile(Exception):
     """This file yields no text; ``str(e)`` says why."""
 
 
+class Vanished(SkipFile):
+    """The file was deleted or renamed after the walk found it. Nothing is recorded for it: the
+    next sync's walk no longer finds it (or finds it under its new name)."""
+
+    def __init__(self) -> None:
+        super().__init__("vanished during the run (deleted or renamed); the next run sees it gone")
+
+
 @dataclass
 class Document:
     """Text of one file. ``pages`` holds (page number, start offset) for PDFs, ``headings``
@@ -123,11 +132,32 @@ class Document:
 
 @dataclass(frozen=True)
 class FileStat:
-    """A file found by the walk: path relative to the root (POSIX), size, mtime."""
+    """A file found by the walk: path relative to the root (POSIX), size, mtime.
+
+    ``rel`` is the name the index stores and shows: always valid UTF-8. A name whose bytes are
+    not UTF-8 (a Latin-1 file name, say) is stored with the undecodable bytes written as
+    ``\\xNN``; ``fs_rel`` keeps the name that opens the file.
+    """
 
     rel: str
     size: int
     mtime_ns: int
+    fs: str | None = None
+
+    @property
+    def fs_rel(self) -> str:
+        """The relative path to open the file with (its real, undecoded name)."""
+        return self.fs if self.fs is not None else self.rel
+
+
+def stored_name(rel: str) -> str:
+    """A relative path as the index stores it: as it is when it is valid UTF-8, else with each
+    undecodable byte (which Python holds as a lone surrogate) written as ``\\xNN``."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
 
 
 def _matches(rel: str, patterns: Sequence[str]) -> bool:
@@ -166,7 +196,7 @@ def walk(
 
     def passed_over(rel: str, reason: str) -> None:
         if on_skip is not None:
-            on_skip(FileStat(rel, 0, 0), reason)
+            on_skip(FileStat(stored_name(rel), 0, 0), reason)
 
     ignores = _Ignores(root, ignore_files)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -222,7 +252,8 @@ def walk(
             if not stat.S_ISREG(st.st_mode):
                 passed_over(rel, "not a regular file")  # FIFO, socket, device: never opened
                 continue
-            yield FileStat(rel, st.st_size, st.st_mtime_ns)
+            name = stored_name(rel)
+            yield FileStat(name, st.st_size, st.st_mtime_ns, None if name == rel else rel)
 
 
 @contextlib.contextmanager
@@ -241,6 +272,8 @@ def open_regular(path: Path) -> Iterator[io.BufferedReader]:
         raise SkipFile("permission denied") from None
     except IsADirectoryError:
         raise SkipFile("not a regular file") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise Vanished() from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SkipFile("not a regular file")
@@ -262,7 +295,7 @@ class _Ignores:
         for name in self.names:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 if (folder / name).is_file():
-                    lines += (folder / name).read_text().splitlines()
+                    lines += _valid_lines(folder / name, (folder / name).read_text().splitlines())
         if lines:
             import pathspec
 
@@ -278,6 +311,39 @@ class _Ignores:
                 if result is not None:
                     verdict = result
         return bool(verdict)
+
+
+_warned_ignore_files: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def _valid_lines(where: Path, lines: list[str]) -> list[str]:
+    """The lines of an ignore file that are patterns git can use. Lines git itself ignores (a
+    lone ``!``, a trailing ``\\``, a range like ``[z-a]``) are left out, and said once per file
+    and set of lines (logger ``retriever``), not once per folder walk."""
+    import pathspec
+
+    try:
+        pathspec.GitIgnoreSpec.from_lines(lines)
+        return lines
+    except Exception:  # pathspec raises several types; find the culprits one line at a time
+        pass
+    good, bad = [], []
+    for line in lines:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+            good.append(line)
+        except Exception:
+            bad.append(line)
+    key = (str(where), tuple(bad))
+    if bad and key not in _warned_ignore_files:
+        _warned_ignore_files.add(key)
+        logging.getLogger("retriever").warning(
+            "%s: ignored %d line(s) that are no valid pattern (git ignores them too): %s",
+            where,
+            len(bad),
+            ", ".join(repr(b) for b in bad[:5]),
+        )
+    return good
 
 
 def read_regular(path: Path) -> bytes:
@@ -386,10 +452,10 @@ def _pdf(data: bytes) -> Document:
     return Document("\n\n".join(parts), pages)
 
 
-def _parts(data: bytes, suffix: str) -> Document:
+def _parts(data: bytes, suffix: str, max_text: int) -> Document:
     """A document made of numbered parts (slides, sheets, chapters, cells): see :mod:`.formats`."""
     try:
-        found = parts(data, suffix)
+        found = parts(data, suffix, max_text)
     except FormatError as e:
         raise SkipFile(f"unreadable {suffix[1:].upper()} file ({e})") from None
     texts, pages, offset = [], [], 0
@@ -402,11 +468,17 @@ def _parts(data: bytes, suffix: str) -> Document:
     return Document("\n\n".join(texts), pages)
 
 
-def load(path: Path) -> Document:
+def load(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
     """Read one file as text.
 
+    Args:
+        max_bytes: the file size limit; the text taken from an archive format (DOCX, XLSX,
+            ...) is held to it too, since a small archive can unpack to far more.
+
     Raises:
-        SkipFile: with the reason, for anything that yields no usable text.
+        SkipFile: with the reason, for anything that yields no usable text. A loader that fails
+            on a malformed file in a way nobody foresaw is reported the same way (its error's
+            type and message as the reason): one odd file never stops a folder.
     """
     suffix = path.suffix.lower()
     if suffix in BINARY_SUFFIXES:
@@ -416,12 +488,20 @@ def load(path: Path) -> Document:
         if suffix == ".pdf":
             doc = _pdf(data)
         elif suffix in OFFICE_SUFFIXES:
-            doc = _parts(data, suffix)
+            doc = _parts(data, suffix, max_bytes)
         else:
             doc = Document(_html(data) if suffix in HTML_SUFFIXES else decode_text(data))
+        if not doc.text.strip():
+            raise SkipFile("empty (no text)")
+        if len(doc.text) > max_bytes:
+            raise SkipFile(f"its text is longer than the size limit ({max_bytes:,} characters)")
+        doc.headings = headings(doc.text, suffix)
+    except SkipFile:
+        raise
     except PermissionError:
         raise SkipFile("permission denied") from None
-    if not doc.text.strip():
-        raise SkipFile("empty (no text)")
-    doc.headings = headings(doc.text, suffix)
+    except RecursionError:
+        raise SkipFile("unreadable (nested too deeply)") from None
+    except Exception as e:
+        raise SkipFile(f"unreadable ({type(e).__name__}: {e})") from None
     return doc

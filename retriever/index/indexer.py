@@ -25,7 +25,10 @@ file is rewritten at the end; until then its stamp is stale and readers rebuild 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,13 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FolderNotFoundError, TPRError
 from . import sparse_terms
 from .chunking import Chunker
-from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, file_sha256, load, walk
+from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, Vanished, file_sha256, load, walk
 from .store import (
+    DB_NAME,
     INDEX_FILES,
+    STAGING,
     IndexLocationError,
     Store,
+    db_error,
     is_index_dir,
 )
 from .structure import Lines
@@ -182,8 +189,11 @@ class Indexer:
         Args:
             root: the folder.
             index_dir: the index directory (created if needed).
-            rebuild: drop everything first (e.g. to change embedder or chunking settings); a
-                damaged index.db is moved aside and a new one started.
+            rebuild: re-chunk and re-embed everything (e.g. with new embedder or chunking
+                settings); settings not given are the index's own. The new index is built
+                beside the old one and takes its place in one transaction, so searches see the
+                old index or the new one, and a rebuild that fails (a full disk, Ctrl-C) leaves
+                the old one as it was. A damaged index.db is moved aside and a new one started.
             progress: show a tqdm bar.
             on_progress: called as ``on_progress(bytes_done, bytes_to_embed, chunks_done)``
                 after each committed group (for UIs).
@@ -193,69 +203,131 @@ class Indexer:
             IndexMismatchError: the index holds another folder, another embedder's vectors or
                 other chunking settings.
             IndexLocationError: the index directory lies inside ``root``.
+            FolderNotFoundError: ``root`` is not a folder (any more): nothing is removed.
             IndexCorruptError: index.db is damaged (``rebuild`` starts afresh).
+            IndexDiskFullError: the disk filled up; what was committed stays, the next run
+                resumes.
         """
         t0 = time.perf_counter()
         root = Path(root).resolve()
         check_location(root, Path(index_dir))
+        if not root.is_dir():
+            raise FolderNotFoundError(
+                f"{root} is not a folder (deleted, moved or unmounted?); the index is left as it "
+                "is. Run again once the folder is back"
+            )
         report = SyncReport(model_loaded=False)
         # The lock comes first: a second writer is refused before any model loads.
         with Store.writer(index_dir, recover=rebuild) as store:
-            opts = self.options
-            sparse = opts.sparse or store.meta_value("sparse_scale") is not None  # stays on
-            given = {"chunk_size": opts.chunk_size, "overlap": opts.overlap}
-            if rebuild:
-                self._start_over(store)
-            else:
-                store.check_root(root)
-                store.check_settings(_settings(self.embedder))
-                self._chunking = {**self._chunking, **store.check_chunking(given)}
-            bound = store.meta_value("fingerprint") is not None
-            if not bound:
-                self._bind(store, root, report)
-                if rebuild:
-                    self._reembed_added(store, report)
-            self._apply_factory(store, report)
-            self._apply_milvus(store, root)
-            todo = self._plan(store, root, report)
-            self._backfill_citations(store, root)
-            if todo or (sparse and sparse_terms.pending(store)):
-                self._bind(store, root, report)  # loads the model, checks its fingerprint
-            # Before any embedding, so an embedder that cannot give sparse words fails at once.
-            encoder = self._sparse_encoder(store) if sparse and report.model_loaded else None
-            self._embed_all(store, root, todo, report, progress, on_progress)
-            if encoder is not None:
-                t = time.perf_counter()
-                report.sparse_chunks = sparse_terms.catch_up(store, self.embedder, encoder)
-                report.embed_seconds += time.perf_counter() - t
-            store.refresh_engine()
+            try:
+                _remove_staging(store.path)  # what an interrupted rebuild left
+                if rebuild and store.meta_value("fingerprint") is not None:
+                    self._rebuild_aside(store, root, report, progress, on_progress)
+                else:
+                    kept = getattr(store, "salvaged", None) if rebuild else None
+                    if kept:  # a damaged index.db moved aside: keep what its settings were
+                        _keep_settings(store, kept, self.options)
+                    self._run(store, root, report, progress, on_progress, fresh=rebuild)
+                    store.refresh_engine()
+            except (sqlite3.Error, OSError) as e:
+                raise _io_error(store.path, e) from None
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _start_over(self, store: Store) -> None:
-        """``--rebuild``: folder files go (chunks cascade); texts added through the API stay
-        and are re-embedded, since the folder cannot give them back. Their sparse words follow
-        the vectors, so they go too."""
-        with store.atomic():
-            store.drop_folder_files()
-            # Keep the generation counter monotonic so no old FAISS stamp can match.
-            generation = int(store.meta_value("generation") or 0)
-            # A Milvus index gets a new collection in the same place: every vector changes.
-            target = store.milvus_target()
-            store.clear_meta()
-            store.set_meta(generation=generation + 1)
-            if target:
+    def _run(self, store: Store, root: Path, report, progress, on_progress, fresh: bool) -> None:
+        """The sync itself, on ``store`` (the index, or a rebuild's staging index)."""
+        opts = self.options
+        sparse = opts.sparse or store.meta_value("sparse_scale") is not None  # stays on
+        given = {"chunk_size": opts.chunk_size, "overlap": opts.overlap}
+        if not fresh:
+            store.check_root(root)
+            store.check_settings(_settings(self.embedder))
+        chunking = {**self._chunking, **store.check_chunking(given)}
+        if chunking != self._chunking:  # another index's (or a rebuild's) chunking
+            self._chunking, self._chunker = chunking, None
+        self._selection = self._record_selection(store)
+        bound = store.meta_value("fingerprint") is not None
+        if not bound:
+            self._bind(store, root, report)
+            if fresh:
+                self._reembed_added(store, report)
+        self._apply_factory(store, report)
+        self._apply_milvus(store, root)
+        todo = self._plan(store, root, report)
+        self._backfill_citations(store, root)
+        if todo or (sparse and sparse_terms.pending(store)):
+            self._bind(store, root, report)  # loads the model, checks its fingerprint
+        # Before any embedding, so an embedder that cannot give sparse words fails at once.
+        encoder = self._sparse_encoder(store) if sparse and report.model_loaded else None
+        self._embed_all(store, root, todo, report, progress, on_progress)
+        if encoder is not None:
+            t = time.perf_counter()
+            report.sparse_chunks = sparse_terms.catch_up(store, self.embedder, encoder)
+            report.embed_seconds += time.perf_counter() - t
+
+    def _rebuild_aside(self, live: Store, root: Path, report, progress, on_progress) -> None:
+        """``--rebuild`` of an intact index: build a new index in a staging directory beside
+        it (with the index's own settings where none are given, and the texts added through
+        the API re-embedded), then copy it over the live database in one transaction with
+        SQLite's backup API. Readers see the old index until that commit and the new one
+        after; a failure before it (a full disk, Ctrl-C, SIGKILL) leaves the old index as it
+        was, and the next run clears the staging directory."""
+        staging = live.path / STAGING
+        old = live.meta()
+        target = live.milvus_target()
+        with Store.writer(staging) as staged:
+            _keep_settings(staged, old, self.options)
+            # Generations only grow, so no stamp of the old index can match the new one.
+            staged.set_meta(generation=int(old.get("generation") or 0) + 1)
+            if target:  # every vector changes: a new collection in the same place
                 from .milvus import MilvusEngine
 
-                store.set_meta(milvus=MilvusEngine.new_target(target["uri"]))
+                staged.set_meta(milvus=MilvusEngine.new_target(target["uri"]))
+            with staged.atomic():
+                staged.continue_chunk_ids(live.max_chunk_id())
+                staged.copy_added_from(live)
+            self._run(staged, root, report, progress, on_progress, fresh=True)
+            if target:
+                staged.refresh_engine()  # fill the new collection before readers can see it
+            staged.set_meta(faiss_file=None)  # the live FAISS file is rewritten below
+            live.replace_with(staged)
+        live.refresh_engine()
         if target:
             _drop_quietly(target)
+        _remove_staging(live.path)
+
+    def _record_selection(self, store: Store) -> dict:
+        """Include and exclude patterns belong to the index, like its chunking: those given
+        replace the recorded ones, and a run without them (``tpr watch``, the UI's re-sync)
+        uses the index's own."""
+        opts = self.options
+        stored = store.meta_value("selection") or {}
+        selection = {
+            "include": list(opts.include) or stored.get("include", []),
+            "exclude": list(opts.exclude) or stored.get("exclude", []),
+        }
+        if selection != stored and (selection["include"] or selection["exclude"] or stored):
+            store.set_meta(selection=selection)
+        return selection
+
+    def selection(self, index_dir: Path) -> tuple[list[str], list[str]]:
+        """(include, exclude) a sync of ``index_dir`` would use (the given ones, else the
+        index's own)."""
+        stored = {}
+        with contextlib.suppress(TPRError, sqlite3.Error, OSError):
+            if (Path(index_dir) / DB_NAME).exists():
+                with Store.open(index_dir, bound=False) as store:
+                    stored = store.meta_value("selection") or {}
+        return (
+            list(self.options.include) or stored.get("include", []),
+            list(self.options.exclude) or stored.get("exclude", []),
+        )
 
     def _bind(self, store: Store, root: Path, report: SyncReport) -> None:
         """Record (new index) or check (existing) the embedder; this loads the model."""
         if report.model_loaded:
             return
-        factory = self.options.faiss_factory or DEFAULT_FACTORY
+        factory = self.options.faiss_factory or store.meta_value("faiss_factory") or DEFAULT_FACTORY
         info = self.embedder.describe()
         report.model_loaded = True
         store.bind(root, info, self.embedder.dimension, factory, dict(self._chunking))
@@ -313,10 +385,11 @@ class Indexer:
                 self._write_skip(store, f, None, row, reason)
             report.skipped.append((f.rel, reason))
 
+        include, exclude = self._selection["include"], self._selection["exclude"]
         files = walk(
             root,
-            opts.include,
-            opts.exclude,
+            include,
+            exclude,
             skip=[store.path],
             on_skip=passed_over,
             skip_dir=is_index_dir,
@@ -335,7 +408,10 @@ class Indexer:
                 report.skipped.append((f.rel, f"larger than {opts.max_bytes} bytes"))
                 continue
             try:
-                sha = file_sha256(root / f.rel)
+                sha = file_sha256(root / f.fs_rel)
+            except Vanished as e:  # nothing recorded: the next run's walk sees it gone
+                report.skipped.append((f.rel, str(e)))
+                continue
             except (SkipFile, OSError) as e:
                 reason = str(e) if isinstance(e, SkipFile) else f"unreadable ({e.strerror or e})"
                 self._write_skip(store, f, None, row, reason)
@@ -443,7 +519,11 @@ class Indexer:
         n_chunks = 0
         for f, sha, row in todo:
             try:
-                doc = load(root / f.rel)
+                doc = load(root / f.fs_rel, self.options.max_bytes)
+            except Vanished as e:  # nothing recorded: the next run's walk sees it gone
+                report.skipped.append((f.rel, str(e)))
+                progress_.files_done([f])
+                continue
             except SkipFile as e:
                 self._write_skip(store, f, sha, row, str(e))
                 report.skipped.append((f.rel, str(e)))
@@ -531,6 +611,42 @@ class Indexer:
                     report.added += 1
                 report.chunks += len(p.rows)
             store.bump_generation()
+
+
+def _keep_settings(store: Store, old: dict, opts: IndexOptions) -> None:
+    """Carry an index's own settings into the index that replaces it (a rebuild), except
+    those the run gives anew: chunking, the FAISS factory, sparse words, the file selection."""
+    keep = {}
+    if old.get("chunking"):
+        keep["chunking"] = {
+            k: v
+            for k, v in old["chunking"].items()
+            if {"chunk_size": opts.chunk_size, "overlap": opts.overlap}.get(k) is None
+        }
+    if old.get("faiss_factory") and opts.faiss_factory is None:
+        keep["faiss_factory"] = old["faiss_factory"]
+    if old.get("selection"):
+        keep["selection"] = old["selection"]
+    if keep.get("chunking") == {}:
+        del keep["chunking"]
+    if keep:
+        store.set_meta(**keep)
+    if old.get("sparse_scale") is not None:
+        opts.sparse = True  # the scale is measured anew with the (maybe new) embedder
+
+
+def _remove_staging(index_dir: Path) -> None:
+    """Remove what an interrupted ``--rebuild`` left in the index directory."""
+    staging = Path(index_dir) / STAGING
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _io_error(path: Path, e: BaseException) -> Exception:
+    """A full disk or other I/O condition met while indexing, named as what it is."""
+    if isinstance(e, OSError) and e.errno is None and not isinstance(e, sqlite3.Error):
+        return e
+    return db_error(path, e)
 
 
 class _Progress:

@@ -45,6 +45,12 @@ BATCH = 256  # chunks per transaction of the catch-up pass
 
 def encoder_for(embedder, scale: float | None = None) -> SparseEncoder:
     """A sparse encoder for this embedder; raises ConfigError naming the fix if it cannot."""
+    if getattr(embedder, "backbone", None) is None:  # MiniLM, LangChain embeddings: no LM head
+        model = getattr(getattr(embedder, "config", None), "model", "this embedder")
+        raise ConfigError(
+            f"sparse words come from an LLM's vocabulary head, and {model} has none; leave out "
+            "--sparse (BM25 and hybrid search work on this index as they are)"
+        )
     try:
         enc = SparseEncoder(embedder, scale=1.0)
     except ConfigError as e:

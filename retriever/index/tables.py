@@ -186,6 +186,21 @@ class Tables:
             [ADDED],
         ).fetchall()
 
+    def copy_added_from(self, other: Tables) -> int:
+        """Copy every text added through the API in ``other`` (an index being rebuilt into this
+        one) with its chunk row; their vectors are re-embedded by the rebuild. Returns how many.
+        """
+        columns = [c for c in other.db["chunks"].columns_dict if c not in ("id", "file_id")]
+        n = 0
+        for f in other.db["files"].rows_where("status = ?", [ADDED]):
+            file_id = self.db["files"].insert({k: v for k, v in f.items() if k != "id"}).last_pk
+            for c in other.db["chunks"].rows_where(
+                "file_id = ?", [f["id"]], select=", ".join(f'"{c}"' for c in columns)
+            ):
+                self.db["chunks"].insert({**c, "file_id": file_id})
+                n += 1
+        return n
+
     def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
         """Replace the stored vectors of these chunks."""
         self.db.conn.executemany(
@@ -207,6 +222,12 @@ class Tables:
         """The largest chunk id ever given (AUTOINCREMENT's counter: deleted ones included)."""
         row = self.db.execute("select seq from sqlite_sequence where name = 'chunks'").fetchone()
         return int(row[0]) if row else 0
+
+    def continue_chunk_ids(self, after: int) -> None:
+        """New chunks get ids above ``after`` (a rebuild continues the ids of the index it
+        replaces, so a chunk id, and a LangChain ``chunk-<id>``, never names two chunks)."""
+        self.db.execute("delete from sqlite_sequence where name = 'chunks'")
+        self.db.execute("insert into sqlite_sequence(name, seq) values ('chunks', ?)", [after])
 
     def chunk_rows(self, ids: Sequence[int]) -> dict[int, dict]:
         """Chunk rows by id, with the file's path and status and decoded metadata; ids not in

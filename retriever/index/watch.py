@@ -12,23 +12,25 @@ groups and is crash-safe. The model loads once, at the first sync that needs it.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import IndexLockedError
+from ..errors import IndexLockedError, TPRError
 from .indexer import Indexer, SyncReport
 from .loaders import walk
 from .store import INDEX_FILES, is_index_dir
 
 
 def snapshot(root: Path, indexer: Indexer, index_dir: Path) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of what a sync of ``root`` would look at."""
-    opts = indexer.options
+    """path -> (size, mtime_ns) of what a sync of ``root`` would look at (the index's own
+    include and exclude patterns unless the indexer was given others)."""
+    include, exclude = indexer.selection(index_dir)
     files = walk(
         Path(root),
-        opts.include,
-        opts.exclude,
+        include,
+        exclude,
         skip=[Path(index_dir)],
         skip_dir=is_index_dir,
         skip_names=lambda d: INDEX_FILES if is_index_dir(d) else frozenset(),
@@ -48,34 +50,49 @@ def watch(
 ) -> None:
     """Sync now, then again after every settled change, until ``stop`` is set.
 
+    The watcher never dies from what happens to the folder or the index: a file deleted or
+    renamed mid-sync is skipped by the sync itself, and a round that fails (index locked, disk
+    full, folder unmounted, the index refused) is reported through ``on_wait`` and tried again,
+    after a pause that doubles up to :data:`MAX_BACKOFF` seconds while the failure lasts.
+
     Args:
         interval: seconds between looks at the folder.
         debounce: the folder must be unchanged this long before a sync starts.
         stop: set it to end the loop (Ctrl-C ends the CLI's).
         on_sync: called with each sync's report.
-        on_wait: called with a message when a round is postponed (index locked).
+        on_wait: called with a message when a round is postponed or failed.
     """
     stop = stop or threading.Event()
     root, index_dir = Path(root), Path(index_dir)
     seen: dict | None = None
+    failures = 0
     while not stop.is_set():
-        now = snapshot(root, indexer, index_dir)
-        if now != seen:
-            settled = now
-            while not stop.wait(debounce):  # wait until the folder stops changing
-                later = snapshot(root, indexer, index_dir)
-                if later == settled:
-                    break
-                settled = later
-            if stop.is_set():
-                return
-            try:
+        pause = interval
+        try:
+            now = snapshot(root, indexer, index_dir)
+            if now != seen:
+                settled = now
+                while not stop.wait(debounce):  # wait until the folder stops changing
+                    later = snapshot(root, indexer, index_dir)
+                    if later == settled:
+                        break
+                    settled = later
+                if stop.is_set():
+                    return
                 report = indexer.sync(root, index_dir)
-            except IndexLockedError as e:
-                if on_wait is not None:
-                    on_wait(f"{e}; trying again in {interval:g}s")
-            else:
-                seen = settled
+                seen, failures = settled, 0
                 if on_sync is not None:
                     on_sync(report)
-        stop.wait(interval)
+        except (TPRError, OSError, sqlite3.Error) as e:
+            failures += 1
+            pause = interval if isinstance(e, IndexLockedError) else _backoff(interval, failures)
+            if on_wait is not None:
+                on_wait(f"{e}; trying again in {pause:g}s")
+        stop.wait(pause)
+
+
+MAX_BACKOFF = 60.0
+
+
+def _backoff(interval: float, failures: int) -> float:
+    return min(MAX_BACKOFF, interval * 2 ** min(failures - 1, 10))

@@ -37,9 +37,17 @@ from typing import Any
 import numpy as np
 
 from ..embed.config import hybrid_default
-from ..errors import ConfigError, EmptyInputError
+from ..errors import ConfigError, EmptyInputError, IndexNotFoundError
 from ..index import sparse_terms, vectors
-from ..index.store import ADDED, API_PREFIX, IndexMismatchError, Store, corrupt_error
+from ..index.store import (
+    ADDED,
+    API_PREFIX,
+    DB_NAME,
+    IndexMismatchError,
+    Store,
+    db_error,
+    file_identity,
+)
 from . import filters
 from .filters import Filter
 from .fusion import FUSE, FUSIONS
@@ -47,6 +55,10 @@ from .fusion import FUSE, FUSIONS
 MODES = ("hybrid", "dense", "bm25", "sparse")
 MAX_K = 10_000  # results (and fusion candidates) per search: more is a mistake, not a need
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
+
+
+class _Moved(KeyError):
+    """A chunk id found by one side of a search is gone when its row is read."""
 
 
 @dataclass
@@ -137,20 +149,10 @@ class Searcher:
     """
 
     def __init__(self, index_dir: Path, embedder=None):
+        self.index_dir = Path(index_dir)
         self.store = Store.open(index_dir)
-        self.meta = self.store.meta()
         self.embedder = embedder
-        accepted = (
-            {embedder.fingerprint, *getattr(embedder, "previous_fingerprints", ())}
-            if embedder is not None
-            else set()
-        )
-        if embedder is not None and self.meta.get("fingerprint") not in accepted:
-            raise IndexMismatchError(
-                f"index {index_dir} was built with embedder {self.meta.get('fingerprint', '')[:12]}"
-                f", not {embedder.fingerprint[:12]}; load it with the index's settings "
-                f"({self.meta.get('embedder')})"
-            )
+        self._read_meta()
         self._faiss = None
         self._faiss_generation = None
         self._lock = threading.RLock()
@@ -165,6 +167,48 @@ class Searcher:
         self._cosine = bool((self.meta.get("embedder") or {}).get("normalize", True))
         self._milvus = None  # the Milvus mirror of a Milvus index, made on first use
         self._milvus_generation = None
+
+    def _read_meta(self) -> None:
+        """The index's settings as of now; refused if they name another embedder."""
+        self.meta = self.store.meta()
+        self._meta_generation = self.meta.get("generation")
+        embedder = self.embedder
+        accepted = (
+            {embedder.fingerprint, *getattr(embedder, "previous_fingerprints", ())}
+            if embedder is not None
+            else set()
+        )
+        if embedder is not None and self.meta.get("fingerprint") not in accepted:
+            raise IndexMismatchError(
+                f"index {self.index_dir} was built with embedder "
+                f"{str(self.meta.get('fingerprint', ''))[:12]}, not {embedder.fingerprint[:12]}; "
+                f"load it with the index's settings ({self.meta.get('embedder')})"
+            )
+
+    def follow(self) -> None:
+        """Keep up with the index on disk (each search calls it; a stat and one small read).
+
+        * ``index.db`` deleted and made anew (another inode): reopen it; deleted and not
+          replaced: :class:`IndexNotFoundError`, never answers from the deleted file.
+        * a new generation: re-read the settings, so a rebuild that moved the index to a new
+          Milvus collection (or another embedder, refused) is seen at once.
+        """
+        identity = file_identity(self.index_dir)
+        if identity != self.store.identity:
+            if identity is None:
+                raise IndexNotFoundError(
+                    f"index {self.index_dir} is gone: its {DB_NAME} was deleted. Rebuild it with "
+                    f"`tpr index FOLDER --index {self.index_dir}`"
+                )
+            fresh = Store.open(self.index_dir)
+            old, self.store = self.store, fresh
+            old.close()
+            self._faiss = self._faiss_generation = None
+            self._milvus = self._milvus_generation = None
+            self._df_generation = None
+            self._read_meta()
+        elif self.store.generation() != self._meta_generation:
+            self._read_meta()
 
     def close(self) -> None:
         if self._executor is not None:
@@ -351,20 +395,20 @@ class Searcher:
             raise ConfigError(f"min_score must be a finite number, not {min_score!r}")
         if not 0.0 <= lambda_mult <= 1.0:
             raise ConfigError(f"lambda_mult must be between 0 and 1, not {lambda_mult!r}")
+        args = (query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score)
         with self._lock, self._damage_named():  # one SQLite connection and one FAISS index
-            return self._search(
-                query,
-                k,
-                mode,
-                flt,
-                fetch_k,
-                weights,
-                mmr,
-                lambda_mult,
-                min_score,
-                query_vector,
-                fusion,
-            )
+            for attempt in range(3):
+                self.follow()
+                generation = self.store.generation()
+                try:
+                    return self._search(*args, query_vector, fusion)
+                except KeyError:
+                    # A writer committed between this search's statements (a rebuild replaced
+                    # the index): ids from one state, rows from the next. Search again, in the
+                    # new state; a KeyError without a new generation is a real error.
+                    if attempt == 2 or self.store.generation() == generation:
+                        raise
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _damage_named(self):
@@ -372,7 +416,7 @@ class Searcher:
         try:
             yield
         except sqlite3.DatabaseError as e:
-            raise corrupt_error(self.store.path, e) from None
+            raise db_error(self.store.path, e) from None
 
     def _search(
         self, query, k, mode, flt, fetch_k, weights, mmr, lambda_mult, min_score, qvec, fusion
@@ -476,7 +520,9 @@ class Searcher:
         }
         out = []
         for cid, score in order:
-            r = rows[cid]
+            r = rows.get(cid)
+            if r is None:
+                raise _Moved(cid)
             res = Result(
                 cid,
                 r["text"],

@@ -21,8 +21,10 @@ from .options import (
     index_option,
     load_logged,
     parse_meta,
+    parse_where,
     ray_options_of,
     resolve_index_dir,
+    safe,
     scale_options,
     show_info,
     show_report,
@@ -194,7 +196,7 @@ def list_(as_json):
             f"{r['model']}, {r['files']} files, {r['chunks']} chunks, "
             f"{r['bytes'] / 2**20:.1f} MiB, updated {r['updated']}"
         )  # fmt: skip
-        click.echo(f"{r['name']}  ({state})")
+        click.echo(safe(f"{r['name']}  ({state})"))
 
 
 @cli.command()
@@ -213,7 +215,7 @@ def files(index_dir, skipped, as_json):
         click.echo("no file was skipped" if skipped else "the index holds no file")
     for r in rows:
         extra = f"skipped: {r['reason']}" if r["status"] == "skipped" else f"{r['chunks']} chunks"
-        click.echo(f"{r['path']}  ({extra})")
+        click.echo(safe(f"{r['path']}  ({extra})"))
 
 
 @cli.command()
@@ -227,7 +229,7 @@ def remove(path, index_dir):
     from .index import manage
 
     chunks = manage.remove(resolve_index_dir(index_dir), path)
-    click.echo(f"removed {path} ({chunks} chunks)")
+    click.echo(f"removed {safe(path)} ({chunks} chunks)")
 
 
 @cli.command()
@@ -331,6 +333,15 @@ def demo(out, index_dir, **kw):
     help="Hybrid: add the sparse words as a third side with this weight (index built with "
     "--sparse; dense and BM25 keep the model's default weights).",
 )
+@click.option(
+    "--where",
+    default=None,
+    metavar="JSON",
+    callback=lambda ctx, param, value: parse_where(value),
+    help='LangChain-style filter: \'{"source": "a.md"}\', \'{"lang": {"$in": ["en", "de"]}}\', '
+    "on source, suffix, modified (epoch seconds), heading, page or stored metadata; "
+    "$eq $ne $in $nin $gt $gte $lt $lte $and $or.",
+)
 @click.option("--mmr", is_flag=True, help="Diversify: maximal marginal relevance re-ranking.")
 @click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--min-score", type=float, default=None, help="Drop results below this score.")
@@ -348,16 +359,18 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
     opts = {"k": k, "mode": mode, "fusion": fusion, "mmr": kw["mmr"],
             "lambda_mult": kw["mmr_lambda"], "min_score": kw["min_score"]}  # fmt: skip
     where = {"path_glob": path_glob, "heading": heading, "suffixes": list(suffixes),
-             "since_days": since_days, "metadata": parse_meta(meta) or None}  # fmt: skip
+             "since_days": since_days, "metadata": parse_meta(meta) or None,
+             "where": kw["where"]}  # fmt: skip
     if kw["server"]:  # a running `tpr serve`: no model load here
         from .client import remote_search
 
-        payload = {"query": query, "index": index_dir, **opts, "filter": where}
+        payload = {"query": query, "index": index_dir, **opts, "filter": where,
+                   "sparse_weight": kw["sparse_weight"]}  # fmt: skip
         return show_results(remote_search(kw["server"], payload), kw["as_json"])
     flt = as_filter({k: v for k, v in where.items() if v})
     index_dir = resolve_index_dir(index_dir)
     embedder = None
-    if mode != "bm25":
+    if mode != "bm25" or kw["mmr"]:  # MMR compares the stored vectors with the query's
         with Store.open(index_dir) as store:
             embedder = load_logged(index_embedder_config(store.meta()))
     searcher = Searcher(index_dir, embedder)

@@ -24,24 +24,45 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import IndexNotFoundError, TPRError
+from .errors import ConfigError, IndexMismatchError, IndexNotFoundError, TPRError
 from .index import manage
-from .search.filters import Filter, as_filter
+from .index.store import DB_NAME
+from .search.filters import (
+    MAX_METADATA_KEYS,
+    MAX_PATTERN,
+    MAX_SUFFIXES,
+    Filter,
+    as_filter,
+)
 from .search.searcher import MAX_K, Searcher
 
 
 class FilterIn(BaseModel):
     """Which chunks may be returned (all given conditions hold)."""
 
-    model_config = ConfigDict(extra="forbid")
-    path_glob: str | None = Field(None, description="glob on the path, e.g. docs/*.md")
-    heading: str | None = Field(None, description="glob on the heading path")
-    suffixes: list[str] = Field(default_factory=list, description="file types, e.g. ['.md']")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    path_glob: str | None = Field(
+        None, max_length=MAX_PATTERN, description="glob on the path, e.g. docs/*.md"
+    )
+    heading: str | None = Field(None, max_length=MAX_PATTERN, description="glob on headings")
+    suffixes: list[str] = Field(
+        default_factory=list, max_length=MAX_SUFFIXES, description="file types, e.g. ['.md']"
+    )
     since_days: float | None = Field(None, gt=0, le=100_000, description="modified recently")
-    metadata: dict[str, Any] | None = Field(None, description="stored metadata to match")
+    modified_after: float | None = Field(None, description="file mtime >= (epoch seconds)")
+    modified_before: float | None = Field(None, description="file mtime <= (epoch seconds)")
+    metadata: dict[str, Any] | None = Field(
+        None, max_length=MAX_METADATA_KEYS, description="stored metadata to match"
+    )
+    where: dict[str, Any] | None = Field(
+        None,
+        description="LangChain-style expression: {'source': 'a.md'}, "
+        "{'lang': {'$in': ['en', 'de']}}, $eq $ne $in $nin $gt $gte $lt $lte $and $or",
+    )
 
     def to_filter(self) -> Filter | None:
         return as_filter(self.model_dump(exclude_none=True, exclude_defaults=True) or None)
@@ -60,6 +81,9 @@ class SearchIn(BaseModel):
     mmr: bool = False
     lambda_mult: float = Field(0.5, ge=0, le=1)
     min_score: float | None = None
+    sparse_weight: float = Field(
+        0.0, ge=0, le=100, description="hybrid: the LLM's sparse words as a third side"
+    )
     filter: FilterIn | None = None
 
 
@@ -81,6 +105,14 @@ class _Searchers:
         if requested not in self.indexes:
             raise HTTPException(404, f"no index {requested!r}; served: {sorted(self.indexes)}")
         return requested
+
+    def forget(self, name: str) -> None:
+        """Drop an index's Searcher (its index was rebuilt with another embedder): the next
+        request opens it anew with the embedder it now needs."""
+        with self._lock:
+            searcher = self._searchers.pop(name, None)
+        if searcher is not None:
+            searcher.close()
 
     def get(self, name: str) -> Searcher:
         with self._lock:
@@ -133,12 +165,33 @@ def create_app(
     @app.exception_handler(TPRError)
     def library_error(request, exc: TPRError):
         status = 404 if isinstance(exc, IndexNotFoundError) else 400
+        if isinstance(exc, ConfigError):
+            status = 422
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request, exc: RequestValidationError):
+        # FastAPI's own handler echoes each bad input back; a NaN, Infinity or 1e400 cannot be
+        # written as JSON, and the 422 itself failed as a 500. Echo inputs as text instead.
+        errors = [
+            {**{k: v for k, v in e.items() if k not in ("input", "ctx", "url")},
+             "input": _printable(e.get("input"))}
+            for e in exc.errors()
+        ]  # fmt: skip
+        return JSONResponse({"detail": errors}, status_code=422)
+
     @app.get("/health")
-    def health() -> dict:
-        """Whether the server answers, and which indexes it serves."""
-        return {"status": "ok", "indexes": sorted(indexes)}
+    def health() -> JSONResponse:
+        """Whether the server answers, which indexes it serves, and any that it cannot: an
+        index whose ``index.db`` is gone makes the status ``degraded`` (HTTP 503)."""
+        problems = {
+            name: f"{DB_NAME} is missing" for name, path in indexes.items()
+            if not (Path(path) / DB_NAME).is_file()
+        }  # fmt: skip
+        body = {"status": "degraded" if problems else "ok", "indexes": sorted(indexes)}
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=503 if problems else 200)
 
     @app.get("/indexes")
     def list_indexes() -> list[dict]:
@@ -167,19 +220,13 @@ def create_app(
         if not slots.acquire(timeout=queue_timeout):
             raise HTTPException(503, "too many searches at once; retry shortly")
         try:
-            searcher = pool.get(name)
+            flt = req.filter.to_filter() if req.filter else None
             t = time.perf_counter()
-            results = searcher.search(
-                req.query,
-                k=req.k,
-                mode=req.mode,
-                flt=req.filter.to_filter() if req.filter else None,
-                fetch_k=req.fetch_k,
-                mmr=req.mmr,
-                lambda_mult=req.lambda_mult,
-                min_score=req.min_score,
-                fusion=req.fusion,
-            )
+            try:
+                results = _search(pool.get(name), req, flt)
+            except IndexMismatchError:  # rebuilt with another embedder: load that one, once
+                pool.forget(name)
+                results = _search(pool.get(name), req, flt)
             ms = (time.perf_counter() - t) * 1000
         finally:
             slots.release()
@@ -193,6 +240,35 @@ def create_app(
 
     app.state.searchers = pool
     return app
+
+
+def _search(searcher: Searcher, req: SearchIn, flt: Filter | None):
+    weights, fusion = None, req.fusion
+    if req.sparse_weight > 0:  # a third hybrid side; dense and BM25 keep the default weights
+        method, weights = searcher.default_hybrid()
+        weights = {**weights, "sparse": req.sparse_weight}
+        fusion = fusion or method
+    return searcher.search(
+        req.query,
+        k=req.k,
+        mode=req.mode,
+        flt=flt,
+        fetch_k=req.fetch_k,
+        mmr=req.mmr,
+        lambda_mult=req.lambda_mult,
+        min_score=req.min_score,
+        fusion=fusion,
+        weights=weights,
+    )
+
+
+def _printable(value: Any) -> Any:
+    """A request value as JSON can hold it (NaN and infinities as text)."""
+    try:
+        json.dumps(value, allow_nan=False)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def served_indexes(names_or_paths=()) -> dict[str, Path]:

@@ -49,6 +49,13 @@ class FakeEmbedder:
             return self.vector(texts)
         return np.stack([self.vector(t) for t in texts]) if texts else np.zeros((0, self.dimension))
 
+    def encode_query(self, text: str, **kw) -> np.ndarray:
+        """Queries are embedded with their own prompt, as TPEmbedder's are: here the word
+        ``query`` becomes ``fish``, so a query embedded with the
+        passage side (``encode``) ranks differently and a test can tell the two apart."""
+        self.query_calls = getattr(self, "query_calls", 0) + 1
+        return self.vector(re.sub(r"\bquery\b", "fish", text))
+
 
 class FakeLC(Embeddings):
     """LangChain face of the bag-of-words fake embedder (``embedder`` is used directly)."""

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 
 from ..client import remote_search
 from ..errors import ConfigError
@@ -50,6 +54,14 @@ class TPRemoteRetriever(BaseRetriever):
     fusion: str | None = None
     timeout: float = 60.0
 
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        # BaseRetriever's async default drops the per-call settings (k=, search_kwargs=)
+        return await run_in_executor(
+            None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs
+        )
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
@@ -60,6 +72,6 @@ class TPRemoteRetriever(BaseRetriever):
         payload |= {name: kwargs.get(name, getattr(self, name)) for name in REMOTE_KEYS}
         flt = kwargs.get("filter", self.filter)
         if flt:
-            payload["filter"] = flt if set(flt) <= FILTER_FIELDS else {"metadata": flt}
+            payload["filter"] = flt if set(flt) <= FILTER_FIELDS else {"where": flt}
         out = remote_search(self.url, payload, self.timeout)
         return [to_document(r, scores=True) for r in out["results"]]

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 
 from ..errors import ConfigError
 from ..search.filters import Filter, as_filter
@@ -51,6 +55,15 @@ class TPRetriever(BaseRetriever):
     lambda_mult: float = 0.5
     min_score: float | None = None
     fusion: str | None = None
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        # BaseRetriever's async default drops the per-call settings (k=, search_kwargs=):
+        # run the sync search, with them, on an executor thread (the Searcher is thread-safe).
+        return await run_in_executor(
+            None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs
+        )
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

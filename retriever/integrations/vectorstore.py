@@ -296,8 +296,9 @@ class TPVectorStore(VectorStore):
         filter: dict | Filter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """MMR over the ``fetch_k`` nearest chunks (1 = relevance only, 0 = diversity only)."""
-        vec = self.embedder.encode(query)
+        """MMR over the ``fetch_k`` nearest chunks (1 = relevance only, 0 = diversity only).
+        The query is embedded as similarity search embeds it (the query prompt)."""
+        vec = self.searcher.embed_query(query)
         return self.max_marginal_relevance_search_by_vector(
             vec, k, fetch_k, lambda_mult, filter, **kwargs
         )

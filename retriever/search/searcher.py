@@ -168,6 +168,30 @@ class Searcher:
         self._milvus = None  # the Milvus mirror of a Milvus index, made on first use
         self._milvus_generation = None
 
+    @classmethod
+    def open(cls, index, embedder=None, load=None, need_embedder: bool = True) -> Searcher:
+        """Open an index (a path or a bare name) with the embedder it was built with: the one
+        given, else the index's own, loaded here (as simonw/llm's ``Collection.model()``).
+
+        Args:
+            load: the loader for the index's own embedder (default
+                :func:`~retriever.embed.factory.load_embedder`; the CLI's reports timing, the
+                server's shares one model between indexes with the same settings).
+            need_embedder: False opens without loading one when none is given (BM25 only).
+
+        Raises:
+            IndexNotFoundError, IndexMismatchError: as :class:`Searcher`.
+            ConfigError: the index was built with LangChain embeddings that cannot be loaded
+                by name (pass them as ``embedder``).
+        """
+        from ..index.settings import load_index_embedder
+        from ..index.store import resolve_index
+
+        index_dir = resolve_index(index)
+        if embedder is None and need_embedder:
+            embedder = load_index_embedder(index_dir, load)
+        return cls(index_dir, embedder)
+
     def _read_meta(self) -> None:
         """The index's settings as of now; refused if they name another embedder."""
         self.meta = self.store.meta()
@@ -402,13 +426,21 @@ class Searcher:
                 generation = self.store.generation()
                 try:
                     return self._search(*args, query_vector, fusion)
-                except KeyError:
+                except (KeyError, sqlite3.OperationalError):
                     # A writer committed between this search's statements (a rebuild replaced
-                    # the index): ids from one state, rows from the next. Search again, in the
-                    # new state; a KeyError without a new generation is a real error.
-                    if attempt == 2 or self.store.generation() == generation:
+                    # the index, schema and all): ids from one state, rows from the next, or
+                    # FTS5 meeting its table mid-swap. Search again, in the new state; without
+                    # a new generation the error is real.
+                    if attempt == 2 or not self._moved_on(generation):
                         raise
         raise AssertionError("unreachable")
+
+    def _moved_on(self, generation) -> bool:
+        """Whether the index has a new generation since ``generation`` was read."""
+        try:
+            return self.store.generation() != generation
+        except sqlite3.Error:
+            return True  # mid-swap: the next attempt reads the new state
 
     @contextlib.contextmanager
     def _damage_named(self):

@@ -261,7 +261,7 @@ def test_searches_during_a_rebuild_see_the_old_index_or_the_new(tmp_path, fake):
         stop.set()
         thread.join(10)
         reader.close()
-    assert searched[0] > 0 and not problems, problems[:5]
+    assert searched[0] > 0 and not problems, "\n".join(problems[:5])
 
 
 def test_a_rebuild_that_fails_leaves_the_old_index_and_cleans_up_next_time(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from machine import describe  # benchmarks/machine.py
 
-from retriever.embed.factory import load_index_embedder
+from retriever.index.settings import load_index_embedder
 from retriever.index.store import resolve_index
 from retriever.search.searcher import Searcher
 

@@ -13,7 +13,8 @@ import time
 
 from harness import each, header, median
 
-from retriever.embed.factory import index_embedder_config, load_embedder
+from retriever.embed.factory import load_embedder
+from retriever.index.settings import index_embedder_config
 from retriever.index.store import Store, resolve_index
 from retriever.search.searcher import Searcher
 

@@ -186,6 +186,7 @@ def bench_hybrid(
 ) -> None:
     import sqlite_utils
 
+    from retriever.index.settings import bind
     from retriever.index.store import Store
     from retriever.index.vectors import factory_for
     from retriever.search.searcher import Searcher
@@ -197,7 +198,7 @@ def bench_hybrid(
         texts = synthetic_texts(n, rng)
         with Store.writer(idx) as store:
             info = {"fingerprint": "synthetic", "config": {"model": "synthetic"}}
-            store.bind(None, info, DIM, "Flat")
+            bind(store, None, info, DIM, "Flat")
             db: sqlite_utils.Database = store.db
             with db.atomic():
                 per_file = 10

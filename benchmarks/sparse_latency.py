@@ -25,6 +25,7 @@ from harness import each, header, percentiles
 from search_latency import synthetic_texts
 
 from retriever.index import sparse_terms
+from retriever.index.settings import bind
 from retriever.index.store import Store
 from retriever.index.tables import file_row
 
@@ -32,7 +33,7 @@ from retriever.index.tables import file_row
 def build(idx: Path, texts: list[str], rng) -> int:
     rows = 0
     with Store.writer(idx) as store:
-        store.bind(None, {"fingerprint": "synthetic", "config": {}}, 1, "Flat")
+        bind(store, None, {"fingerprint": "synthetic", "config": {}}, 1, "Flat")
         with store.atomic():
             for start in range(0, len(texts), 1000):
                 part = texts[start : start + 1000]

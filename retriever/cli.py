@@ -351,8 +351,6 @@ def demo(out, index_dir, **kw):
 @click.option("--json", "as_json", is_flag=True)
 def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, meta, fusion, **kw):
     """Search an index. The embedder is loaded with the settings the index was built with."""
-    from .embed.factory import index_embedder_config
-    from .index.store import Store
     from .search.filters import as_filter
     from .search.searcher import Searcher
 
@@ -368,12 +366,9 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
                    "sparse_weight": kw["sparse_weight"]}  # fmt: skip
         return show_results(remote_search(kw["server"], payload), kw["as_json"])
     flt = as_filter({k: v for k, v in where.items() if v})
-    index_dir = resolve_index_dir(index_dir)
-    embedder = None
-    if mode != "bm25" or kw["mmr"]:  # MMR compares the stored vectors with the query's
-        with Store.open(index_dir) as store:
-            embedder = load_logged(index_embedder_config(store.meta()))
-    searcher = Searcher(index_dir, embedder)
+    # BM25 alone needs no model; MMR compares the stored vectors with the query's.
+    need = mode != "bm25" or kw["mmr"]
+    searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
     weights = None
     if kw["sparse_weight"] > 0:
         method, weights = searcher.default_hybrid()
@@ -396,8 +391,9 @@ def watch(path, index_dir, interval, debounce):
 
     Each sync is a `tpr index` run with the index's own settings (or the model's preset for a
     new index): same lock, same crash safety, only changed files embedded."""
-    from .embed.factory import LazyEmbedder, index_settings
+    from .embed.factory import LazyEmbedder
     from .index.indexer import Indexer
+    from .index.settings import index_settings
     from .index.watch import watch as watch_folder
 
     index_dir = resolve_index_dir(index_dir)

@@ -193,8 +193,8 @@ def config_of(kw: dict):
 
 def index_config_of(kw: dict, index_dir: Path, rebuild: bool = False):
     """The settings to build or re-sync ``index_dir`` with: the options the user gave (not
-    those left at their defaults), then :func:`~retriever.embed.factory.index_settings`."""
-    from .embed.factory import index_settings
+    those left at their defaults), then :func:`~retriever.index.settings.index_settings`."""
+    from .index.settings import index_settings
 
     given, defaults = _split_given(kw)
     return index_settings(index_dir, given, defaults, rebuild)

@@ -117,16 +117,15 @@ class _Searchers:
     def get(self, name: str) -> Searcher:
         with self._lock:
             if name not in self._searchers:
-                from .embed.factory import index_embedder_config
-                from .index.store import Store
-
-                with Store.open(self.indexes[name]) as store:
-                    config = index_embedder_config(store.meta())
-                key = json.dumps(config.__dict__, sort_keys=True, default=str)
-                if key not in self._embedders:
-                    self._embedders[key] = self._load(config)
-                self._searchers[name] = Searcher(self.indexes[name], self._embedders[key])
+                self._searchers[name] = Searcher.open(self.indexes[name], load=self._shared)
             return self._searchers[name]
+
+    def _shared(self, config):
+        """One loaded embedder per distinct settings (called under the lock)."""
+        key = json.dumps(config.__dict__, sort_keys=True, default=str)
+        if key not in self._embedders:
+            self._embedders[key] = self._load(config)
+        return self._embedders[key]
 
     def close(self) -> None:
         for s in self._searchers.values():

@@ -113,3 +113,24 @@ def test_the_cli_is_thin_and_the_ui_holds_no_sql():
     ui = (ROOT / "ui" / "app.py").read_text()
     assert not re.search(r"\b(select|insert|update|delete)\b[^\"']*\b(from|into|set)\b", ui, re.I)
     assert '"index.db"' not in ui
+
+
+# Each layer may import the ones to its left, never those to its right.
+LAYERS = ("embed", "index", "search", "integrations")
+
+
+def test_layers_only_point_down():
+    """embed imports nothing of index/search/integrations; index nothing of search or
+    integrations; search nothing of integrations (issue 25)."""
+    mods = modules()
+    offenders = []
+    for name, path in mods.items():
+        parts = name.split(".")
+        if len(parts) < 2 or parts[1] not in LAYERS:
+            continue
+        level = LAYERS.index(parts[1])
+        for target in imports_of(name, path, set(mods)):
+            t = target.split(".")
+            if len(t) > 1 and t[1] in LAYERS and LAYERS.index(t[1]) > level:
+                offenders.append(f"{name} -> {target}")
+    assert not offenders, offenders

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from retriever.embed.factory import index_embedder_config, load_embedder
+from retriever.embed.factory import load_embedder
 from retriever.errors import TPRError
 from retriever.index import manage
 from retriever.index.store import DB_NAME, db_error, indexes_home, resolve_index
@@ -62,13 +62,18 @@ def configured_indexes() -> list[Path]:
 
 
 @st.cache_resource(show_spinner="Loading the embedding model (once)...")
-def get_embedder(config_json: str):
-    return load_embedder(index_embedder_config({"embedder": json.loads(config_json)}))
+def get_embedder(config_json: str, _config):
+    """One loaded model per distinct settings, shared by the indexes that use them."""
+    return load_embedder(_config)
+
+
+def _shared_loader(config):
+    return get_embedder(json.dumps(config.__dict__, sort_keys=True, default=str), config)
 
 
 @st.cache_resource
 def get_searcher(index_dir: str, config_json: str) -> Searcher:
-    return Searcher(Path(index_dir), get_embedder(config_json))
+    return Searcher.open(Path(index_dir), load=_shared_loader)
 
 
 def index_card(index_dir: Path) -> dict:

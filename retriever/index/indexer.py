@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FolderNotFoundError, TPRError
-from . import sparse_terms
+from . import settings, sparse_terms
 from .chunking import Chunker
 from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, Vanished, file_sha256, load, walk
 from .store import (
@@ -240,9 +240,9 @@ class Indexer:
         sparse = opts.sparse or store.meta_value("sparse_scale") is not None  # stays on
         given = {"chunk_size": opts.chunk_size, "overlap": opts.overlap}
         if not fresh:
-            store.check_root(root)
-            store.check_settings(_settings(self.embedder))
-        chunking = {**self._chunking, **store.check_chunking(given)}
+            settings.check_root(store, root)
+            settings.check_settings(store, _settings(self.embedder))
+        chunking = {**self._chunking, **settings.check_chunking(store, given)}
         if chunking != self._chunking:  # another index's (or a rebuild's) chunking
             self._chunking, self._chunker = chunking, None
         self._selection = self._record_selection(store)
@@ -330,7 +330,7 @@ class Indexer:
         factory = self.options.faiss_factory or store.meta_value("faiss_factory") or DEFAULT_FACTORY
         info = self.embedder.describe()
         report.model_loaded = True
-        store.bind(root, info, self.embedder.dimension, factory, dict(self._chunking))
+        settings.bind(store, root, info, self.embedder.dimension, factory, dict(self._chunking))
         if store.meta_value("chunking") is None:  # an index from before chunking was recorded
             store.set_meta(chunking=dict(self._chunking))
 

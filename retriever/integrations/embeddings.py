@@ -62,7 +62,8 @@ class TPEmbeddings(Embeddings):
             IndexNotFoundError: no index there. ConfigError: a runtime setting that is not one,
                 or an index built with other LangChain embeddings (pass those instead).
         """
-        from ..embed.factory import index_embedder_config, load_embedder
+        from ..embed.factory import load_embedder
+        from ..index.settings import index_embedder_config
         from ..index.store import Store, resolve_index
 
         unknown = set(runtime) - {"device", "dtype", "batch_size"}

@@ -85,15 +85,8 @@ class TPRetriever(BaseRetriever):
         Raises:
             ConfigError: an unknown setting.
         """
-        from ..index.store import resolve_index
-
         kwargs = _settings(kwargs, "from_index")
-        index_dir = resolve_index(index_dir)
-        if embedder is None:
-            from ..embed.factory import load_index_embedder
-
-            embedder = load_index_embedder(index_dir)
-        return cls(searcher=Searcher(index_dir, embedder), **kwargs)
+        return cls(searcher=Searcher.open(index_dir, embedder), **kwargs)
 
 
 SEARCH_KEYS = ("k", "mode", "fetch_k", "weights", "mmr", "lambda_mult", "min_score", "fusion")

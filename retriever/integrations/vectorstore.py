@@ -37,7 +37,8 @@ from langchain_core.vectorstores import VectorStore
 
 from ..errors import ConfigError
 from ..index import sparse_terms, vectors
-from ..index.store import OPEN_HINT, Store, resolve_index
+from ..index.settings import OPEN_HINT, bind
+from ..index.store import Store, resolve_index
 from ..index.tables import ADDED, file_row
 from ..index.vectors import DEFAULT_FACTORY
 from ..search.filters import Filter, as_filter
@@ -134,7 +135,7 @@ class TPVectorStore(VectorStore):
         with Store.writer(self.index_dir) as store:
             factory = faiss_factory or DEFAULT_FACTORY
             info = self.embedder.describe()
-            store.bind(None, info, self.embedder.dimension, factory, remedy=OPEN_HINT)
+            bind(store, None, info, self.embedder.dimension, factory, remedy=OPEN_HINT)
             if faiss_factory and store.meta_value("faiss_factory") != faiss_factory:
                 store.set_meta(faiss_factory=faiss_factory)  # applied to the whole index
                 store.write_faiss()

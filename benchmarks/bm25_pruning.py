@@ -2,7 +2,7 @@
 
 FTS5 scores every row that holds any query word, so a word found in a large share of the
 chunks makes BM25 slow on large indexes while adding little to any score (its IDF is small).
-``Searcher.informative_words`` drops words in more than half of the chunks (lossless: FTS5
+``FaissEngine.informative_words`` drops words in more than half of the chunks (lossless: FTS5
 clamps their IDF to ~0) and, on indexes of ``COMMON_MIN_CHUNKS`` chunks or more, words in more
 than ``COMMON_FRACTION`` of them (not lossless). This script forces the second rule on for the
 5,183 SciFact abstracts at several fractions and reports nDCG@10 on train and test queries with
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from machine import describe  # benchmarks/machine.py
 
-import retriever.search.searcher as search
+import retriever.index.faiss_engine as search
 from retriever.evaluation import beir
 from retriever.evaluation.sts import default_data_dir
 

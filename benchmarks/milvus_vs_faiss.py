@@ -4,7 +4,7 @@ The same vectors and the same queries go to both, side by side in one run; exact
 the ground truth. The local store is what ``tpr index`` builds (``auto``: exact Flat below
 50,000 vectors, IVF with ~4 sqrt(n) lists from there, searched with the product's nprobe,
 through :mod:`retriever.index.vectors`). Milvus Lite is searched through
-:class:`retriever.index.milvus.MilvusEngine` (pymilvus's client, Milvus Lite in-process on a
+:class:`retriever.index.milvus.Collection` (pymilvus's client, Milvus Lite in-process on a
 local file) with FLAT (what ``--milvus`` creates), IVF_FLAT (the same lists and nprobe as FAISS
 auto) and HNSW. Each query is one call, as the product searches; the query embedding is left out.
 
@@ -46,7 +46,7 @@ def local_store(data: np.ndarray, queries: np.ndarray):
 
 
 def milvus_store(data, queries, index_type: str, params: dict, search: dict, path: Path):
-    engine = milvus.MilvusEngine({"uri": str(path), "collection": f"bench_{index_type.lower()}"})
+    engine = milvus.Collection({"uri": str(path), "collection": f"bench_{index_type.lower()}"})
     c = engine.client
     from pymilvus import DataType, MilvusClient
 

@@ -186,6 +186,7 @@ def bench_hybrid(
 ) -> None:
     import sqlite_utils
 
+    from retriever.index.faiss_engine import FaissEngine
     from retriever.index.settings import bind
     from retriever.index.store import Store
     from retriever.index.vectors import factory_for
@@ -233,7 +234,7 @@ def bench_hybrid(
                         for j in range(f, min(n, f + per_file))
                     )
                 store.bump_generation()
-            store.write_faiss()
+            FaissEngine(store).write()
         print(
             f"\nhybrid: built a {n:,}-chunk index in {time.perf_counter() - t:.0f}s "
             f"(index.db {(idx / 'index.db').stat().st_size / 2**20:.0f} MiB)"
@@ -247,14 +248,14 @@ def bench_hybrid(
             with Store.writer(idx) as store:
                 store.set_meta(faiss_factory=factory)
                 store.bump_generation()
-                store.write_faiss()
+                FaissEngine(store).write()
             built = factory_for(factory, n)
             print(f"{factory}: built {built} in {time.perf_counter() - t:.1f}s", flush=True)
             if built.startswith("IVF"):  # what a later index run pays: lists reused
                 t = time.perf_counter()
                 with Store.writer(idx) as store:
                     store.bump_generation()
-                    store.write_faiss()
+                    FaissEngine(store).write()
                 print(f"{factory}: rebuilt in {time.perf_counter() - t:.1f}s", flush=True)
             searcher = Searcher(idx)
             searcher.search(qtexts[0], k=10, mode="hybrid", query_vector=qvecs[0])  # load FAISS

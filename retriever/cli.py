@@ -30,6 +30,8 @@ from .options import (
     show_report,
     show_results,
 )
+from .search.fusion import FUSIONS
+from .search.request import MODES, SearchRequest
 
 
 @click.group(cls=Group)
@@ -158,7 +160,7 @@ def index(
         max_bytes=max_size * 1024 * 1024,
         faiss_factory=factory,
         sparse=sparse,
-        milvus=kw.pop("milvus"),
+        engine=kw.pop("milvus"),  # --milvus URI: the engine the index is searched in
         ray=ray_options_of(kw),
     )
     report = Indexer(embedder, opts).sync(path, index_dir, rebuild=rebuild, progress=not as_json)
@@ -291,7 +293,7 @@ def demo(out, index_dir, **kw):
 )
 @click.option(
     "--mode",
-    type=click.Choice(["hybrid", "dense", "bm25", "sparse"]),
+    type=click.Choice(MODES),
     default="hybrid",
     show_default=True,
     help="sparse: the LLM's word weights (an index built with --sparse).",
@@ -320,7 +322,7 @@ def demo(out, index_dir, **kw):
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["rrf", "score"]),
+    type=click.Choice(FUSIONS),
     default=None,
     help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores "
     "(default: the model's measured default, see `tpr info`).",
@@ -342,6 +344,20 @@ def demo(out, index_dir, **kw):
     "on source, suffix, modified (epoch seconds), heading, page or stored metadata; "
     "$eq $ne $in $nin $gt $gte $lt $lte $and $or.",
 )
+@click.option(
+    "--dense-weight",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Hybrid: the dense side's weight (BM25 1.0; default: the index's measured one, "
+    "see `tpr info`).",
+)
+@click.option(
+    "--fetch-k",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Candidates taken from each side before fusion or MMR.",
+)
 @click.option("--mmr", is_flag=True, help="Diversify: maximal marginal relevance re-ranking.")
 @click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--min-score", type=float, default=None, help="Drop results below this score.")
@@ -354,28 +370,25 @@ def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, 
     from .search.filters import as_filter
     from .search.searcher import Searcher
 
-    opts = {"k": k, "mode": mode, "fusion": fusion, "mmr": kw["mmr"],
-            "lambda_mult": kw["mmr_lambda"], "min_score": kw["min_score"]}  # fmt: skip
     where = {"path_glob": path_glob, "heading": heading, "suffixes": list(suffixes),
              "since_days": since_days, "metadata": parse_meta(meta) or None,
              "where": kw["where"]}  # fmt: skip
+    request = SearchRequest(
+        query, k=k, mode=mode, filter=as_filter({k: v for k, v in where.items() if v}),
+        fusion=fusion, sparse_weight=kw["sparse_weight"], mmr=kw["mmr"], fetch_k=kw["fetch_k"],
+        weights=None if kw["dense_weight"] is None else {"dense": kw["dense_weight"], "bm25": 1.0},
+        lambda_mult=kw["mmr_lambda"], min_score=kw["min_score"],
+    )  # fmt: skip
     if kw["server"]:  # a running `tpr serve`: no model load here
         from .client import remote_search
 
-        payload = {"query": query, "index": index_dir, **opts, "filter": where,
-                   "sparse_weight": kw["sparse_weight"]}  # fmt: skip
+        payload = {"index": index_dir, **request.as_dict()}
         return show_results(remote_search(kw["server"], payload), kw["as_json"])
-    flt = as_filter({k: v for k, v in where.items() if v})
     # BM25 alone needs no model; MMR compares the stored vectors with the query's.
     need = mode != "bm25" or kw["mmr"]
     searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
-    weights = None
-    if kw["sparse_weight"] > 0:
-        method, weights = searcher.default_hybrid()
-        weights = {**weights, "sparse": kw["sparse_weight"]}
-        opts["fusion"] = fusion or method
     t = time.perf_counter()
-    results = searcher.search(query, flt=flt, weights=weights, **opts)
+    results = searcher.run(request)
     ms = round((time.perf_counter() - t) * 1000, 1)
     out = {"query": query, "mode": mode, "ms": ms, "results": [r.as_dict() for r in results]}
     show_results(out, kw["as_json"])

@@ -398,13 +398,7 @@ def show_info(index_dir, data: dict) -> None:
         f"files       {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('added', 0)} texts added from code"
     )
-    built = data["faiss_index"]
-    engine = (
-        f"Milvus {data['milvus']['uri']} {data['milvus']['collection']}"
-        if data.get("milvus")
-        else f"FAISS {data.get('faiss_factory')}"
-        + (f" = {built}" if built != data.get("faiss_factory") else "")
-    )
+    engine = data["engine_description"]
     click.echo(
         f"chunks      {data['chunks']}  (dim {data.get('dimension')}, {engine}, "
         f"{data['faiss_state']})"

@@ -38,7 +38,9 @@ from .search.filters import (
     Filter,
     as_filter,
 )
-from .search.searcher import MAX_K, Searcher
+from .search.fusion import FUSIONS
+from .search.request import MAX_K, MODES, SearchRequest
+from .search.searcher import Searcher
 
 
 class FilterIn(BaseModel):
@@ -75,9 +77,12 @@ class SearchIn(BaseModel):
     query: str = Field(min_length=1, max_length=20_000)
     index: str | None = Field(None, description="index name; optional when one is served")
     k: int = Field(5, ge=1, le=MAX_K)
-    mode: Literal["hybrid", "dense", "bm25", "sparse"] = "hybrid"
-    fusion: Literal["rrf", "score"] | None = None
+    mode: Literal[MODES] = "hybrid"
+    fusion: Literal[FUSIONS] | None = None
     fetch_k: int = Field(50, ge=1, le=MAX_K)
+    weights: dict[str, float] | None = Field(
+        None, max_length=3, description="fusion weights per side (dense, bm25, sparse)"
+    )
     mmr: bool = False
     lambda_mult: float = Field(0.5, ge=0, le=1)
     min_score: float | None = None
@@ -85,6 +90,11 @@ class SearchIn(BaseModel):
         0.0, ge=0, le=100, description="hybrid: the LLM's sparse words as a third side"
     )
     filter: FilterIn | None = None
+
+    def to_request(self) -> SearchRequest:
+        """The one request the Searcher takes (every field, the filter made a Filter)."""
+        fields = self.model_dump(exclude={"index", "filter"})
+        return SearchRequest(filter=self.filter.to_filter() if self.filter else None, **fields)
 
 
 class _Searchers:
@@ -219,13 +229,13 @@ def create_app(
         if not slots.acquire(timeout=queue_timeout):
             raise HTTPException(503, "too many searches at once; retry shortly")
         try:
-            flt = req.filter.to_filter() if req.filter else None
+            request = req.to_request()
             t = time.perf_counter()
             try:
-                results = _search(pool.get(name), req, flt)
+                results = pool.get(name).run(request)
             except IndexMismatchError:  # rebuilt with another embedder: load that one, once
                 pool.forget(name)
-                results = _search(pool.get(name), req, flt)
+                results = pool.get(name).run(request)
             ms = (time.perf_counter() - t) * 1000
         finally:
             slots.release()
@@ -239,26 +249,6 @@ def create_app(
 
     app.state.searchers = pool
     return app
-
-
-def _search(searcher: Searcher, req: SearchIn, flt: Filter | None):
-    weights, fusion = None, req.fusion
-    if req.sparse_weight > 0:  # a third hybrid side; dense and BM25 keep the default weights
-        method, weights = searcher.default_hybrid()
-        weights = {**weights, "sparse": req.sparse_weight}
-        fusion = fusion or method
-    return searcher.search(
-        req.query,
-        k=req.k,
-        mode=req.mode,
-        flt=flt,
-        fetch_k=req.fetch_k,
-        mmr=req.mmr,
-        lambda_mult=req.lambda_mult,
-        min_score=req.min_score,
-        fusion=fusion,
-        weights=weights,
-    )
 
 
 def _printable(value: Any) -> Any:

@@ -26,6 +26,7 @@ from langchain_core.documents import Document
 
 from retriever.cli import cli
 from retriever.errors import ConfigError
+from retriever.index.faiss_engine import FaissEngine
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import (
     DB_NAME,
@@ -178,7 +179,7 @@ def test_a_damaged_faiss_file_is_caught_and_rebuilt_once(tmp_path, fake, damage,
         searcher.close()
     assert not caplog.records
     with Store.open(idx) as s:
-        assert s.verify_faiss() is None
+        assert FaissEngine(s).verify() is None
 
 
 @pytest.mark.parametrize("damage", [_flip, _shuffle_ids, _replace_vectors])
@@ -201,8 +202,8 @@ def test_repair_compares_vectors_with_sqlite(tmp_path, fake):
     Indexer(fake).sync(root, idx)
     _replace_vectors(idx / FAISS_NAME)
     with Store.writer(idx) as s:
-        s.write_faiss(faiss.read_index(str(idx / FAISS_NAME)))  # stamps the bad file as good
-        assert s.verify_faiss() == "vectors differ from SQLite"
+        FaissEngine(s).write(faiss.read_index(str(idx / FAISS_NAME)))  # stamps the bad file as good
+        assert FaissEngine(s).verify() == "vectors differ from SQLite"
 
 
 # -- 3. chunking and the FAISS factory belong to the index --------------------------------
@@ -233,7 +234,7 @@ def test_a_new_faiss_factory_is_applied_to_the_whole_index(tmp_path, fake):
     written = faiss.read_index(str(idx / FAISS_NAME))  # kept alive while its inner is used
     assert isinstance(faiss.downcast_index(written.index), faiss.IndexHNSW)
     with Store.open(idx) as s:
-        assert s.faiss_is_current() and s.meta_value("faiss_factory") == "HNSW8"
+        assert FaissEngine(s).is_current() and s.meta_value("faiss_factory") == "HNSW8"
 
 
 def test_cli_refuses_other_chunking_before_loading_a_model(tmp_path, tiny_model_dir):

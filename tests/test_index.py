@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from retriever import EmbedderConfig, TPEmbedder
+from retriever.index.faiss_engine import FaissEngine
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import FAISS_NAME, IndexLockedError, IndexMismatchError, Store
 
@@ -71,7 +72,7 @@ def check_integrity(index_dir: Path, root: Path | None = None) -> dict[str, int]
             got = sorted(by_file.get(r["id"], []))
             want = list(range(r["chunks"])) if r["status"] == "indexed" else []
             assert got == want, f"{r['path']}: chunks {got} != {want}"
-        idx = s.load_faiss()
+        idx = FaissEngine(s).load()
         assert idx.ntotal == len(chunks)
         ids = np.sort(faiss.vector_to_array(idx.id_map))
         np.testing.assert_array_equal(ids, [c[0] for c in chunks])
@@ -180,7 +181,7 @@ def test_faiss_file_is_rebuilt_from_sqlite(tmp_path, embedder, damage):
     emb = Counting(embedder)
     Indexer(emb, IndexOptions(chunk_size=24)).sync(root, idx)
     with Store.open(idx) as s:
-        reference = s.load_faiss()
+        reference = FaissEngine(s).load()
         q = np.random.default_rng(0).standard_normal((1, embedder.dimension)).astype(np.float32)
         want = reference.search(q, 5)
     f = idx / FAISS_NAME
@@ -195,12 +196,12 @@ def test_faiss_file_is_rebuilt_from_sqlite(tmp_path, embedder, damage):
             assert s.generation() == before + 1 == s.meta()["generation"]
     emb.texts = 0
     with Store.open(idx) as s:
-        assert not s.faiss_is_current() or damage == "corrupt"
-        got = s.load_faiss().search(q, 5)
+        assert not FaissEngine(s).is_current() or damage == "corrupt"
+        got = FaissEngine(s).load().search(q, 5)
     np.testing.assert_array_equal(got[1], want[1])
     Indexer(emb, IndexOptions(chunk_size=24)).sync(root, idx)  # a writer re-stamps the file
     with Store.open(idx) as s:
-        assert s.faiss_is_current()
+        assert FaissEngine(s).is_current()
     assert emb.texts == 0  # rebuilt from SQLite, nothing re-embedded
 
 

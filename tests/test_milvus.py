@@ -56,14 +56,14 @@ def _pair(tmp_path, fake):
     root = tmp_path / "docs"
     write(root, TOPICS)
     Indexer(fake).sync(root, tmp_path / "local")
-    Indexer(fake, IndexOptions(milvus="local")).sync(root, tmp_path / "mv")
+    Indexer(fake, IndexOptions(engine="local")).sync(root, tmp_path / "mv")
     return root, tmp_path / "local", tmp_path / "mv"
 
 
 def test_same_results_as_the_local_store_in_every_mode(tmp_path, fake):
     _, local, mv = _pair(tmp_path, fake)
     with Store.open(mv) as s:
-        assert s.milvus_target()["uri"] == str((mv / milvus.LITE_NAME).resolve())
+        assert s.meta_value("milvus")["uri"] == str((mv / milvus.LITE_NAME).resolve())
         assert milvus.verify(s) is None
     a, b = Searcher(local, fake), Searcher(mv, fake)
 
@@ -87,7 +87,7 @@ def test_same_results_as_the_local_store_in_every_mode(tmp_path, fake):
         for mode in ("dense", "bm25", "hybrid"):
             got = b.search("cat fish", k=5, mode=mode, flt=flt)
             assert {r.path for r in got} <= {"dogs.md"}
-        assert b._faiss is None and not (mv / FAISS_NAME).exists()  # Milvus answered
+        assert b.engine.name == "milvus" and not (mv / FAISS_NAME).exists()  # Milvus answered
     finally:
         a.close()
         b.close()
@@ -100,7 +100,7 @@ def test_sync_follows_add_change_delete_move_and_rebuild(tmp_path, fake):
     def state():
         with Store.open(mv) as s:
             assert milvus.verify(s) is None
-            engine = milvus.MilvusEngine(s.milvus_target())
+            engine = milvus.Collection(s.meta_value("milvus"))
             return {int(i) for i in s.chunk_ids()}, engine.ids(s.max_chunk_id())
 
     (root / "new.md").write_text("A fish and a bird by the sea.")
@@ -129,10 +129,10 @@ def test_moving_an_index_to_milvus_re_embeds_nothing(tmp_path, fake):
     idx = tmp_path / "idx"
     Indexer(fake).sync(root, idx)
     emb = Counting(fake)
-    Indexer(emb, IndexOptions(milvus=str(tmp_path / "elsewhere.db"))).sync(root, idx)
+    Indexer(emb, IndexOptions(engine=str(tmp_path / "elsewhere.db"))).sync(root, idx)
     assert emb.texts == 0
     with Store.open(idx) as s:
-        assert s.milvus_target()["uri"].endswith("elsewhere.db")
+        assert s.meta_value("milvus")["uri"].endswith("elsewhere.db")
         assert milvus.verify(s) is None and s.chunk_count() == len(TOPICS)
 
 
@@ -140,9 +140,9 @@ def test_a_lite_file_inside_the_folder_is_refused(tmp_path, fake):
     root = tmp_path / "docs"
     write(root, TOPICS)
     with pytest.raises(IndexLocationError, match="inside the folder"):
-        Indexer(fake, IndexOptions(milvus=str(root / "m.db"))).sync(root, tmp_path / "idx")
+        Indexer(fake, IndexOptions(engine=str(root / "m.db"))).sync(root, tmp_path / "idx")
     with pytest.raises(ConfigError, match=r"ending in \.db"):
-        Indexer(fake, IndexOptions(milvus="somewhere")).sync(root, tmp_path / "idx2")
+        Indexer(fake, IndexOptions(engine="somewhere")).sync(root, tmp_path / "idx2")
 
 
 def test_a_stale_or_damaged_mirror_is_found_and_repaired(tmp_path, fake):
@@ -150,7 +150,7 @@ def test_a_stale_or_damaged_mirror_is_found_and_repaired(tmp_path, fake):
 
     _, _, mv = _pair(tmp_path, fake)
     with Store.open(mv) as s:
-        engine = milvus.MilvusEngine(s.milvus_target())
+        engine = milvus.Collection(s.meta_value("milvus"))
         victim = int(s.chunk_ids()[0])
     engine.delete([victim])
     engine.upsert([{**_fake_row(fake, 999_999), "id": 999_999}])  # a row SQLite never had
@@ -199,7 +199,7 @@ class Slow(FakeEmbedder):
         time.sleep(0.05)
         return super().encode(texts, **kw)
 
-ix = Indexer(Slow(make_tokenizer()), IndexOptions(chunk_size=24, group_chunks=3, milvus="local"))
+ix = Indexer(Slow(make_tokenizer()), IndexOptions(chunk_size=24, group_chunks=3, engine="local"))
 print("ready", flush=True)
 ix.sync({docs!r}, {idx!r})
 """
@@ -216,7 +216,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path, fake):
     check_integrity(idx, root)
     with Store.open(idx) as s:
         assert milvus.verify(s) is None
-        engine = milvus.MilvusEngine(s.milvus_target())
+        engine = milvus.Collection(s.meta_value("milvus"))
         assert engine.count() == s.chunk_count() == len(engine.ids(s.max_chunk_id()))
         ids = s.chunk_ids()
         got = engine.vectors([int(i) for i in ids[:20]])
@@ -261,7 +261,7 @@ def test_cli_index_info_search_repair_on_milvus(tmp_path, tiny_model_dir):
 def test_an_interrupted_sync_is_finished_not_restarted(tmp_path, fake):
     _, _, mv = _pair(tmp_path, fake)
     with Store.writer(mv) as s:
-        engine = milvus.MilvusEngine(s.milvus_target())
+        engine = milvus.Collection(s.meta_value("milvus"))
         ids = [int(i) for i in s.chunk_ids()]
         engine.delete(ids[:2])  # as if a sync was killed before these were upserted
         s.set_meta(milvus_synced={"generation": None, "count": None})
@@ -306,7 +306,7 @@ def test_a_milvus_failure_is_one_clear_error(tmp_path, fake):
 
     _, _, mv = _pair(tmp_path, fake)
     with Store.open(mv) as s:
-        engine = milvus.MilvusEngine({**s.milvus_target(), "collection": "tpr_no_such_thing"})
+        engine = milvus.Collection({**s.meta_value("milvus"), "collection": "tpr_no_such_thing"})
     with pytest.raises(TPRError, match=r"tpr_no_such_thing.*tpr repair"):
         engine.dense(fake.vector("cat"), 3)
 

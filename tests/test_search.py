@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from retriever.errors import ConfigError, EmptyInputError
+from retriever.index.faiss_engine import fts_query
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import IndexMismatchError
 from retriever.search.filters import Filter
 from retriever.search.fusion import RRF_K, score_fusion
-from retriever.search.searcher import Searcher, fts_query
+from retriever.search.searcher import Searcher, fts_words
 
 from .fakes import FakeEmbedder
 
@@ -153,7 +154,7 @@ def test_awkward_queries_never_reach_sqlite_as_syntax(index, query):
 
 
 def test_a_pasted_document_as_query_is_cut_to_max_query_words():
-    from retriever.search.searcher import MAX_QUERY_WORDS, fts_words
+    from retriever.index.engine import MAX_QUERY_WORDS, fts_words
 
     words = fts_words(" ".join(f"w{i}" for i in range(3 * MAX_QUERY_WORDS)))
     assert len(words) == MAX_QUERY_WORDS and words[0] == "w0"
@@ -173,7 +174,7 @@ def test_clear_errors(index, tokenizer):
         s.search("cat", mode="semantic")
     with pytest.raises(IndexMismatchError, match="built with embedder"):
         Searcher(idx, FakeEmbedder(tokenizer, salt="other"))
-    assert fts_query("!!!") is None and fts_query('a "b"') == '"a" OR "b"'
+    assert fts_query(fts_words("!!!")) is None and fts_query(fts_words('a "b"')) == '"a" OR "b"'
 
 
 def test_results_carry_offsets_and_chunk_text(index):
@@ -269,7 +270,7 @@ def test_rrf_with_dense_weight_zero_keeps_bm25_order_first(index):
 def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(
     tmp_path, tokenizer, monkeypatch
 ):
-    import retriever.search.searcher as search_mod
+    import retriever.index.faiss_engine as search_mod
 
     root, idx = tmp_path / "docs", tmp_path / "idx"
     root.mkdir()
@@ -283,19 +284,19 @@ def test_bm25_leaves_out_words_in_most_chunks_without_changing_scores(
     assert len(full) == 5  # below PRUNE_MIN_CHUNKS every word is matched
     monkeypatch.setattr(search_mod, "PRUNE_MIN_CHUNKS", 1)
     s = Searcher(idx, emb)
-    assert s.informative_words(["the", "cat"]) == ["cat"]  # "the" is in 4 of 5 chunks
-    assert s.informative_words(["the"]) == ["the"]  # never prune a query to nothing
+    assert s.engine.informative_words(["the", "cat"]) == ["cat"]  # "the" is in 4 of 5 chunks
+    assert s.engine.informative_words(["the"]) == ["the"]  # never prune a query to nothing
     pruned = s.search("the cat", k=5, mode="bm25")
     assert sorted(r.path for r in pruned) == ["0.txt", "4.txt"]
     for r in pruned:
         assert r.scores["bm25"] == pytest.approx(full[r.path], abs=1e-5)
     # Large indexes also leave out words in more than a quarter of the chunks ("cat" and "dog"
     # are in 2 of 5), but never all the words that the first rule kept.
-    assert s.informative_words(["dog", "sea"]) == ["dog", "sea"]
+    assert s.engine.informative_words(["dog", "sea"]) == ["dog", "sea"]
     monkeypatch.setattr(search_mod, "COMMON_MIN_CHUNKS", 1)
     s = Searcher(idx, emb)
-    assert s.informative_words(["dog", "sea"]) == ["sea"]
-    assert s.informative_words(["the", "cat", "dog"]) == ["cat", "dog"]
+    assert s.engine.informative_words(["dog", "sea"]) == ["sea"]
+    assert s.engine.informative_words(["the", "cat", "dog"]) == ["cat", "dog"]
     assert [r.path for r in s.search("the dog sea", k=5, mode="bm25")] == ["3.txt"]
 
 

@@ -16,6 +16,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from retriever.errors import ConfigError
+from retriever.index.faiss_engine import FaissEngine
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import IndexMismatchError, Store
 from retriever.integrations.retriever import TPRetriever
@@ -99,7 +100,7 @@ def test_writes_persist_faiss_and_survive_reopening(tmp_path, fake):
     vs.delete(["2"])
     vs.close()
     with Store.open(tmp_path / "idx") as store:
-        assert store.faiss_is_current() and store.chunk_count() == 2
+        assert FaissEngine(store).is_current() and store.chunk_count() == 2
     again = TPVectorStore(tmp_path / "idx", FakeLC(fake))
     assert again.get_by_ids(["1", "2", "3"]) == [
         Document(id="1", page_content="cat", metadata={"n": 1}),

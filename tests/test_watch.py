@@ -11,15 +11,7 @@ from retriever.index.store import Store
 from retriever.index.watch import snapshot, watch
 
 from .fakes import FakeEmbedder
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from .faults.helpers import wait_for
 
 
 def test_watch_picks_up_edits_new_files_and_deletes(tmp_path, tokenizer):

@@ -24,6 +24,7 @@ from retriever.index import manage
 from retriever.index.store import DB_NAME, db_error, indexes_home, resolve_index
 from retriever.index.structure import code_fences
 from retriever.search.filters import Filter
+from retriever.search.fusion import FUSIONS
 from retriever.search.inspect import (
     chunk_by_position,
     compare_tp,
@@ -35,6 +36,7 @@ from retriever.search.inspect import (
     neighbours,
     pca_map,
 )
+from retriever.search.request import MODES, SearchRequest
 from retriever.search.searcher import Searcher
 
 
@@ -203,14 +205,14 @@ def main() -> None:
     with search_tab:
         query = st.text_input("Query", key="query")
         c1, c2, c3, c4 = st.columns(4)
-        modes = ["hybrid", "dense", "bm25"]
+        modes = [m for m in MODES if m != "sparse"]
         if "sparse_scale" in meta:  # an index built with --sparse
             modes.append("sparse")
         mode = c1.radio("Mode", modes, horizontal=True, key="mode")
         method, weights = searcher.default_hybrid()
         fusion = c1.selectbox(
             "Fusion (hybrid)",
-            [f"default: {method}, dense x{weights['dense']}", "rrf", "score"],
+            [f"default: {method}, dense x{weights['dense']}", *FUSIONS],
             key="fusion",
             disabled=mode != "hybrid",
         )
@@ -221,7 +223,9 @@ def main() -> None:
             flt = Filter(path_glob=glob or None, suffixes=tuple(types.split()))
             try:
                 method = None if fusion.startswith("default") else fusion
-                results = searcher.search(query, k=k, mode=mode, flt=flt, fusion=method)
+                results = searcher.run(
+                    SearchRequest(query, k=k, mode=mode, filter=flt, fusion=method)
+                )
             except TPRError as e:
                 st.error(str(e))
                 results = []

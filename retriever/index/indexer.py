@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,17 +38,21 @@ import numpy as np
 from ..errors import FolderNotFoundError, TPRError
 from . import settings, sparse_terms
 from .chunking import Chunker
-from .loaders import DEFAULT_MAX_BYTES, FileStat, SkipFile, Vanished, file_sha256, load, walk
-from .store import (
+from .engines import engine_for
+from .engines import place as engine_place
+from .loaders import FileStat, SkipFile, Vanished, file_sha256, load, walk
+from .rebuild import keep_settings, rebuild_aside, remove_staging
+from .run import IndexOptions, Progress, SyncReport
+from .store import (  # noqa: F401 (check_location is re-exported)
     DB_NAME,
     INDEX_FILES,
-    STAGING,
     IndexLocationError,
     Store,
+    check_location,
     db_error,
     is_index_dir,
 )
-from .structure import Lines
+from .structure import Lines, Span, citation
 from .tables import file_row
 from .vectors import DEFAULT_FACTORY
 
@@ -57,83 +60,6 @@ log = logging.getLogger("retriever")
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_OVERLAP = 32
-
-
-@dataclass
-class IndexOptions:
-    """How a folder is turned into chunks.
-
-    Attributes:
-        chunk_size: tokens per chunk (capped so that chunk + prompt fits the model's max length).
-            None: the index's own, else :data:`DEFAULT_CHUNK_SIZE`.
-        overlap: tokens repeated between consecutive chunks (None: the index's own, else
-            :data:`DEFAULT_OVERLAP`).
-        include / exclude: glob patterns on relative paths or names.
-        max_bytes: larger files are skipped.
-        faiss_factory: FAISS ``index_factory`` string; None: the index's own, else "auto"
-            (exact Flat on small indexes and IVF on large ones,
-            :func:`~retriever.index.vectors.factory_for`). A new value on an existing index is
-            applied to all of it (the FAISS file is rebuilt from SQLite).
-        group_chunks: chunks embedded and committed together.
-        sparse: also store the LLM's sparse words per chunk (:mod:`retriever.index.sparse_terms`);
-            once on, later runs keep them up to date.
-        milvus: a Milvus URI (a Milvus Lite ``.db`` file, ``local`` for one in the index
-            directory, or a server such as ``http://host:19530``): the index is searched in
-            Milvus (:mod:`retriever.index.milvus`). Once set it stays; a new URI moves the
-            mirror there (nothing is re-embedded). None: the index's own engine.
-        ray: embed with a Ray Data job (:mod:`retriever.embed.ray_job`) instead of in-process.
-    """
-
-    chunk_size: int | None = None
-    overlap: int | None = None
-    include: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    max_bytes: int = DEFAULT_MAX_BYTES
-    faiss_factory: str | None = None
-    group_chunks: int = 64
-    sparse: bool = False
-    milvus: str | None = None
-    ray: object | None = None  # a RayOptions
-
-
-@dataclass
-class SyncReport:
-    """What a run did."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    moved: int = 0
-    unchanged: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    chunks: int = 0
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-    sparse_chunks: int = 0  # chunks whose sparse words were computed in this run
-    # False when nothing needed the embedder: a lazy one then never loads its weights.
-    model_loaded: bool = True
-    faiss_factory: tuple[str, str] | None = None  # (old, new) when this run changed it
-
-    @property
-    def chunks_per_second(self) -> float:
-        return self.chunks / self.seconds if self.seconds else 0.0
-
-    def as_dict(self) -> dict:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "removed": self.removed,
-            "moved": self.moved,
-            "unchanged": self.unchanged,
-            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
-            "chunks": self.chunks,
-            "seconds": round(self.seconds, 2),
-            "embed_seconds": round(self.embed_seconds, 2),
-            "sparse_chunks": self.sparse_chunks,
-            "chunks_per_second": round(self.chunks_per_second, 2),
-            "model_loaded": self.model_loaded,
-            "faiss_factory": list(self.faiss_factory) if self.faiss_factory else None,
-        }
 
 
 @dataclass
@@ -220,15 +146,15 @@ class Indexer:
         # The lock comes first: a second writer is refused before any model loads.
         with Store.writer(index_dir, recover=rebuild) as store:
             try:
-                _remove_staging(store.path)  # what an interrupted rebuild left
+                remove_staging(store.path)  # what an interrupted rebuild left
                 if rebuild and store.meta_value("fingerprint") is not None:
-                    self._rebuild_aside(store, root, report, progress, on_progress)
+                    rebuild_aside(self, store, root, report, progress, on_progress)
                 else:
                     kept = getattr(store, "salvaged", None) if rebuild else None
                     if kept:  # a damaged index.db moved aside: keep what its settings were
-                        _keep_settings(store, kept, self.options)
+                        keep_settings(store, kept, self.options)
                     self._run(store, root, report, progress, on_progress, fresh=rebuild)
-                    store.refresh_engine()
+                    engine_for(store).sync()
             except (sqlite3.Error, OSError) as e:
                 raise _io_error(store.path, e) from None
         report.seconds = time.perf_counter() - t0
@@ -241,7 +167,7 @@ class Indexer:
         given = {"chunk_size": opts.chunk_size, "overlap": opts.overlap}
         if not fresh:
             settings.check_root(store, root)
-            settings.check_settings(store, _settings(self.embedder))
+            settings.check_settings(store, settings.requested(self.embedder))
         chunking = {**self._chunking, **settings.check_chunking(store, given)}
         if chunking != self._chunking:  # another index's (or a rebuild's) chunking
             self._chunking, self._chunker = chunking, None
@@ -252,7 +178,7 @@ class Indexer:
             if fresh:
                 self._reembed_added(store, report)
         self._apply_factory(store, report)
-        self._apply_milvus(store, root)
+        left = engine_place(store, self.options.engine, root)
         todo = self._plan(store, root, report)
         self._backfill_citations(store, root)
         if todo or (sparse and sparse_terms.pending(store)):
@@ -264,37 +190,8 @@ class Indexer:
             t = time.perf_counter()
             report.sparse_chunks = sparse_terms.catch_up(store, self.embedder, encoder)
             report.embed_seconds += time.perf_counter() - t
-
-    def _rebuild_aside(self, live: Store, root: Path, report, progress, on_progress) -> None:
-        """``--rebuild`` of an intact index: build a new index in a staging directory beside
-        it (with the index's own settings where none are given, and the texts added through
-        the API re-embedded), then copy it over the live database in one transaction with
-        SQLite's backup API. Readers see the old index until that commit and the new one
-        after; a failure before it (a full disk, Ctrl-C, SIGKILL) leaves the old index as it
-        was, and the next run clears the staging directory."""
-        staging = live.path / STAGING
-        old = live.meta()
-        target = live.milvus_target()
-        with Store.writer(staging) as staged:
-            _keep_settings(staged, old, self.options)
-            # Generations only grow, so no stamp of the old index can match the new one.
-            staged.set_meta(generation=int(old.get("generation") or 0) + 1)
-            if target:  # every vector changes: a new collection in the same place
-                from .milvus import MilvusEngine
-
-                staged.set_meta(milvus=MilvusEngine.new_target(target["uri"]))
-            with staged.atomic():
-                staged.continue_chunk_ids(live.max_chunk_id())
-                staged.copy_added_from(live)
-            self._run(staged, root, report, progress, on_progress, fresh=True)
-            if target:
-                staged.refresh_engine()  # fill the new collection before readers can see it
-            staged.set_meta(faiss_file=None)  # the live FAISS file is rewritten below
-            live.replace_with(staged)
-        live.refresh_engine()
-        if target:
-            _drop_quietly(target)
-        _remove_staging(live.path)
+        if left is not None:  # the index moved to another place: what it used goes
+            left.retire()
 
     def _record_selection(self, store: Store) -> dict:
         """Include and exclude patterns belong to the index, like its chunking: those given
@@ -341,26 +238,6 @@ class Indexer:
             return
         store.set_meta(faiss_factory=new, faiss_file=None)  # the file is rebuilt at the end
         report.faiss_factory = (old, new)
-
-    def _apply_milvus(self, store: Store, root: Path) -> None:
-        """Record where the index's Milvus mirror lives; a new place gets a new collection,
-        filled from SQLite at the end of the run."""
-        if self.options.milvus is None:
-            return
-        from . import milvus
-
-        uri = milvus.resolve_uri(self.options.milvus, store.path)
-        if not milvus.is_remote(uri) and Path(uri).is_relative_to(root):
-            raise IndexLocationError(
-                f"the Milvus Lite file {uri} lies inside the folder being indexed ({root}); "
-                f"use --milvus {milvus.LOCAL} (kept in the index directory) or a path outside it"
-            )
-        old = store.milvus_target()
-        if old and old["uri"] == uri:
-            return
-        if old:
-            _drop_quietly(old)
-        store.set_meta(milvus=milvus.MilvusEngine.new_target(uri), milvus_synced=None)
 
     def _sparse_encoder(self, store: Store):
         """The index's sparse encoder; a new sparse index records its logit scale first."""
@@ -467,7 +344,7 @@ class Indexer:
             spans = store.chunk_spans(file_id)
             with store.atomic():
                 store.set_citations(
-                    [(cid, citation(doc, lines, _Span(start, end))) for cid, start, end in spans]
+                    [(cid, citation(doc, lines, Span(start, end))) for cid, start, end in spans]
                 )
 
     def _reembed_added(self, store: Store, report: SyncReport) -> None:
@@ -502,7 +379,7 @@ class Indexer:
         # from the first group on. The chunks embedded so far ride along.
         total = sum(f.size for f, _, _ in todo)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="embedding", disable=not progress)
-        progress_ = _Progress(total, report, bar, on_progress)
+        progress_ = Progress(total, report, bar, on_progress)
         groups = self._groups(store, root, todo, report, progress_)
         if self.options.ray is not None:
             self._embed_with_ray(store, list(groups), report, progress_)
@@ -613,120 +490,8 @@ class Indexer:
             store.bump_generation()
 
 
-def _keep_settings(store: Store, old: dict, opts: IndexOptions) -> None:
-    """Carry an index's own settings into the index that replaces it (a rebuild), except
-    those the run gives anew: chunking, the FAISS factory, sparse words, the file selection."""
-    keep = {}
-    if old.get("chunking"):
-        keep["chunking"] = {
-            k: v
-            for k, v in old["chunking"].items()
-            if {"chunk_size": opts.chunk_size, "overlap": opts.overlap}.get(k) is None
-        }
-    if old.get("faiss_factory") and opts.faiss_factory is None:
-        keep["faiss_factory"] = old["faiss_factory"]
-    if old.get("selection"):
-        keep["selection"] = old["selection"]
-    if keep.get("chunking") == {}:
-        del keep["chunking"]
-    if keep:
-        store.set_meta(**keep)
-    if old.get("sparse_scale") is not None:
-        opts.sparse = True  # the scale is measured anew with the (maybe new) embedder
-
-
-def _remove_staging(index_dir: Path) -> None:
-    """Remove what an interrupted ``--rebuild`` left in the index directory."""
-    staging = Path(index_dir) / STAGING
-    if staging.exists():
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _io_error(path: Path, e: BaseException) -> Exception:
     """A full disk or other I/O condition met while indexing, named as what it is."""
     if isinstance(e, OSError) and e.errno is None and not isinstance(e, sqlite3.Error):
         return e
     return db_error(path, e)
-
-
-class _Progress:
-    """Bytes of the files to embed done so far, with the chunks embedded, for the bar and a UI.
-
-    Whole files count when their group is committed; inside a large group the bar moves by the
-    group's share of bytes as its chunks embed (``partial``, taken back when the group commits).
-    """
-
-    def __init__(self, total: int, report: SyncReport, bar, on_progress):
-        self.total, self.report, self.bar, self.on_progress = total, report, bar, on_progress
-        self.done = self.partial = 0
-
-    def files_done(self, files: list) -> None:
-        n = sum(f.size for f in files) - self.partial
-        self.partial = 0
-        self._move(n, 0)
-
-    def within_group(self, group_bytes: int, chunks_done: int, chunks_all: int) -> None:
-        n = group_bytes * chunks_done // chunks_all - self.partial
-        self.partial += n
-        self._move(n, chunks_done)
-
-    def _move(self, n: int, embedded: int) -> None:
-        self.done += n
-        chunks = self.report.chunks + embedded
-        self.bar.set_postfix(chunks=chunks, refresh=False)
-        self.bar.update(n)
-        if self.on_progress is not None:
-            self.on_progress(self.done, self.total, chunks)
-
-
-@dataclass
-class _Span:
-    start: int
-    end: int
-
-
-def citation(doc, lines: Lines, chunk) -> dict:
-    """Where a chunk sits: offsets, page, first and last line, heading path."""
-    first, last = lines.span(chunk.start, chunk.end)
-    return {
-        "start": chunk.start,
-        "end": chunk.end,
-        "page": doc.page_at(chunk.start),
-        "start_line": first,
-        "end_line": last,
-        "heading": doc.heading_at(chunk.start),
-    }
-
-
-def _drop_quietly(target: dict) -> None:
-    """Drop a Milvus collection this index no longer uses; an unreachable one is only logged."""
-    from . import milvus
-
-    try:
-        milvus.MilvusEngine(target).drop()
-    except Exception as e:  # the old place may be gone: say so, go on
-        log.warning("could not drop the old Milvus collection %s: %s", target, e)
-
-
-def check_location(root: Path, index_dir: Path) -> None:
-    """Refuse an index directory inside the folder it indexes (or the folder itself).
-
-    Raises:
-        IndexLocationError: with the way out.
-    """
-    here = Path(index_dir).expanduser().resolve()
-    root = Path(root).resolve()
-    if here == root or here.is_relative_to(root):
-        raise IndexLocationError(
-            f"the index directory {here} lies inside the folder being indexed ({root}); its "
-            "files would be mixed with your documents. Use a bare name (--index NAME, kept "
-            "under $TPR_HOME/indexes) or a path outside the folder"
-        )
-
-
-def _settings(embedder) -> dict:
-    """The embedder's settings as a dict, without loading a lazy embedder's model."""
-    from dataclasses import asdict, is_dataclass
-
-    config = getattr(embedder, "requested_config", None) or embedder.config
-    return asdict(config) if is_dataclass(config) else {}

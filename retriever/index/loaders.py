@@ -20,7 +20,6 @@ import errno
 import fnmatch
 import hashlib
 import io
-import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .formats import OFFICE_SUFFIXES, FormatError, parts
+from .ignore import IGNORE_FILES, Ignores
 from .structure import heading_at, headings
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -46,7 +46,6 @@ SKIP_DIRS = {
     "site-packages",
 }
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
-IGNORE_FILES = (".gitignore", ".tprignore")
 # Binary formats we know we cannot read: skipped without opening them.
 BINARY_SUFFIXES = {
     ".png",
@@ -198,7 +197,7 @@ def walk(
         if on_skip is not None:
             on_skip(FileStat(stored_name(rel), 0, 0), reason)
 
-    ignores = _Ignores(root, ignore_files)
+    ignores = Ignores(root, ignore_files)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         ignores.enter(here)
@@ -281,69 +280,6 @@ def open_regular(path: Path) -> Iterator[io.BufferedReader]:
             yield f
     finally:
         os.close(fd)
-
-
-class _Ignores:
-    """The gitignore-style pattern files met so far in a walk, by the folder they stand in."""
-
-    def __init__(self, root: Path, names: Sequence[str]):
-        self.root, self.names = root, tuple(names)
-        self.specs: list[tuple[str, object]] = []  # (folder relative to root, "" or "a/b/")
-
-    def enter(self, folder: Path) -> None:
-        lines: list[str] = []
-        for name in self.names:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                if (folder / name).is_file():
-                    lines += _valid_lines(folder / name, (folder / name).read_text().splitlines())
-        if lines:
-            import pathspec
-
-            rel = folder.relative_to(self.root).as_posix()
-            prefix = "" if rel == "." else rel + "/"
-            self.specs.append((prefix, pathspec.GitIgnoreSpec.from_lines(lines)))
-
-    def ignored(self, rel: str) -> bool:
-        verdict = None
-        for prefix, spec in self.specs:  # outer folders first: a deeper verdict wins
-            if rel.startswith(prefix):
-                result = spec.check_file(rel[len(prefix) :]).include
-                if result is not None:
-                    verdict = result
-        return bool(verdict)
-
-
-_warned_ignore_files: set[tuple[str, tuple[str, ...]]] = set()
-
-
-def _valid_lines(where: Path, lines: list[str]) -> list[str]:
-    """The lines of an ignore file that are patterns git can use. Lines git itself ignores (a
-    lone ``!``, a trailing ``\\``, a range like ``[z-a]``) are left out, and said once per file
-    and set of lines (logger ``retriever``), not once per folder walk."""
-    import pathspec
-
-    try:
-        pathspec.GitIgnoreSpec.from_lines(lines)
-        return lines
-    except Exception:  # pathspec raises several types; find the culprits one line at a time
-        pass
-    good, bad = [], []
-    for line in lines:
-        try:
-            pathspec.GitIgnoreSpec.from_lines([line])
-            good.append(line)
-        except Exception:
-            bad.append(line)
-    key = (str(where), tuple(bad))
-    if bad and key not in _warned_ignore_files:
-        _warned_ignore_files.add(key)
-        logging.getLogger("retriever").warning(
-            "%s: ignored %d line(s) that are no valid pattern (git ignores them too): %s",
-            where,
-            len(bad),
-            ", ".join(repr(b) for b in bad[:5]),
-        )
-    return good
 
 
 def read_regular(path: Path) -> bytes:

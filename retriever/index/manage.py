@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..embed.config import hybrid_default
 from ..errors import FileNotInIndexError, IndexNotFoundError, TPRError
+from .engines import engine_for
 from .store import DB_NAME, Store, db_error, indexes_home
 from .vectors import factory_for
 
@@ -25,7 +26,7 @@ def info(index_dir: Path, verify: bool = True) -> dict:
 
     Args:
         verify: run SQLite's ``quick_check`` over the whole file and the FAISS checks of
-            :meth:`Store.verify_faiss` (reads both files in full; a UI card skips it).
+            :meth:`~retriever.index.engine.Engine.verify` (reads both in full; a UI card skips it).
 
     Raises:
         IndexNotFoundError, IndexCorruptError: no index there, or a damaged one.
@@ -35,22 +36,24 @@ def info(index_dir: Path, verify: bool = True) -> dict:
         if verify:
             store.check_integrity()
         writer = store.lock_holder()
-        problem = store.verify_engine() if verify else None
+        engine = engine_for(store, meta)
+        problem = engine.verify() if verify else None
         data = {
             "index": str(index_dir),
             **meta,
-            "engine": "milvus" if meta.get("milvus") else "faiss",
+            "engine": engine.name,
+            "engine_description": engine.describe(),
             "files": store.file_counts(),
             "chunks": store.chunk_count(),
-            "faiss_current": problem is None if verify else store.faiss_is_current(),
+            "faiss_current": problem is None if verify else engine.is_current(),
             "faiss_problem": problem,
             "writer_pid": writer,
         }
         if "sparse_scale" in meta:  # a scan of the postings: only where there are any
             data["sparse_chunks"] = store.sparse_chunk_count()
+        data["faiss_state"] = engine.state(problem, writer) if verify else None
     data["faiss_index"] = factory_for(meta.get("faiss_factory", "Flat"), data["chunks"])
     data["hybrid"] = list(hybrid_default(meta.get("embedder") or {}))
-    data["faiss_state"] = faiss_state(problem, writer, bool(meta.get("milvus"))) if verify else None
     return data
 
 
@@ -84,19 +87,6 @@ def list_indexes(home: Path | None = None) -> list[dict]:
     return rows
 
 
-def faiss_state(problem: str | None, writer: int | None, milvus: bool = False) -> str:
-    """The FAISS file's (or Milvus mirror's) state in words, with what to do about it."""
-    if problem is None:
-        return (
-            "current, ids and sampled vectors verified" if milvus else "current, checksum verified"
-        )
-    if writer is not None:
-        return f"being rebuilt: an index run is in progress (PID {writer})"
-    if problem == "missing or stale":
-        return "stale: rebuilt from SQLite on the next search; `tpr repair` writes it"
-    return f"{problem}: run `tpr repair`"
-
-
 def files(index_dir: Path, skipped_only: bool = False) -> list[dict]:
     """path, status, reason, chunks and size of each file, by path."""
     with Store.open(index_dir) as store:
@@ -117,7 +107,7 @@ def remove(index_dir: Path, path: str) -> int:
         with store.atomic():
             store.delete_file(row["id"])
             store.bump_generation()
-        store.refresh_engine()
+        engine_for(store).sync()
     return int(row["chunks"] or 0)
 
 
@@ -140,7 +130,7 @@ def _existing_writer(index_dir: Path) -> Store:
 
 @dataclass
 class RepairReport:
-    problem: str | None  # what was wrong with the FAISS file or Milvus mirror (None: nothing)
+    problem: str | None  # what was wrong with the engine's structure (None: nothing)
     vectors: int  # vectors in the index
 
 
@@ -154,7 +144,8 @@ def repair(index_dir: Path) -> RepairReport:
     """
     with _existing_writer(index_dir) as store:
         store.check_integrity()
-        problem = store.verify_engine()
+        engine = engine_for(store)
+        problem = engine.verify()
         if problem is not None:
-            store.repair_engine()
+            engine.repair()
         return RepairReport(problem, store.chunk_count())

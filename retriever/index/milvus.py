@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, IndexLocationError, StoreError
+from .engine import Engine, Hits
 
 log = logging.getLogger("retriever")
 
@@ -149,7 +150,7 @@ def _reported(method):
     return call
 
 
-class MilvusEngine:
+class Collection:
     """One index's collection: the mirror of its chunks.
 
     Args:
@@ -316,7 +317,7 @@ def sync(store, full: bool = False) -> dict:
         full: compare the id sets even when the stamp says the mirror is current.
     """
     target = store.meta_value("milvus")
-    engine = MilvusEngine(target)
+    engine = Collection(target)
     stamp = store.meta_value("milvus_synced")
     gen, n = store.generation(), store.chunk_count()
     current = bool(stamp and stamp.get("generation") == gen and stamp.get("count") == n)
@@ -342,7 +343,7 @@ def sync(store, full: bool = False) -> dict:
 
 def verify(store, sample: int = 256) -> str | None:
     """What is wrong with the mirror, or None: its stamp, its id set, sampled vectors."""
-    engine = MilvusEngine(store.meta_value("milvus"))
+    engine = Collection(store.meta_value("milvus"))
     stamp = store.meta_value("milvus_synced")
     if not engine.exists():
         return f"collection {engine.collection} is missing"
@@ -360,3 +361,93 @@ def verify(store, sample: int = 256) -> str | None:
             if cid not in got or not np.allclose(got[cid], mine[j], atol=1e-6):
                 return "vectors differ from SQLite"
     return None
+
+
+class MilvusEngine(Engine):
+    """The :class:`~retriever.index.engine.Engine` of an index searched in Milvus: its
+    collection, kept in line with SQLite by :func:`sync` (see the module docstring).
+
+    Args:
+        store: the open index.
+        target: the index's ``milvus`` meta value: ``{"uri": ..., "collection": ...}``.
+    """
+
+    name = "milvus"
+    fill_before_swap = True  # readers search the collection by id: it must be whole first
+
+    def __init__(self, store, target: dict):
+        super().__init__(store)
+        self.target = target
+        self.collection = Collection(target)
+        self._checked = None  # the generation at which the mirror was last found current
+
+    @staticmethod
+    def place(store, uri: str, root: Path) -> Engine | None:
+        """Record the Milvus URI an index is searched at (a new place gets a new collection,
+        filled from SQLite at the end of the run); returns the engine it leaves, if any."""
+        uri = resolve_uri(uri, store.path)
+        if not is_remote(uri) and Path(uri).is_relative_to(root):
+            raise IndexLocationError(
+                f"the Milvus Lite file {uri} lies inside the folder being indexed ({root}); "
+                f"use --milvus {LOCAL} (kept in the index directory) or a path outside it"
+            )
+        old = store.meta_value("milvus")
+        if old and old["uri"] == uri:
+            return None
+        store.set_meta(milvus=Collection.new_target(uri), milvus_synced=None)
+        return MilvusEngine(store, old) if old else None
+
+    def _fresh(self) -> Collection:
+        """The collection, its mirror brought up to date first when SQLite moved on and no
+        writer is at work (a writer syncs it itself when it finishes)."""
+        gen = self.store.generation()
+        if gen != self._checked:
+            stamp = self.store.meta_value("milvus_synced") or {}
+            if stamp.get("generation") != gen:
+                self.sync_if_free()
+            self._checked = gen
+        return self.collection
+
+    def dense_call(self, vector, k: int, allowed: np.ndarray | None):
+        collection = self._fresh()
+        return lambda: collection.dense(vector, k, allowed)
+
+    def bm25(self, words: list[str], k: int, allowed: np.ndarray | None = None) -> Hits:
+        if not words or (allowed is not None and len(allowed) == 0):
+            return []
+        # Milvus's BM25 function, on the same words FTS5 would get
+        return self._fresh().bm25(" ".join(words), k, allowed)
+
+    def sync(self) -> None:
+        sync(self.store)
+
+    def repair(self) -> None:
+        sync(self.store, full=True)
+
+    def write_through(self, store, before: int, after: int, removed, added, vectors) -> None:
+        sync(store)  # upserts what SQLite gained, deletes what it lost: by id difference
+
+    def verify(self) -> str | None:
+        return verify(self.store)
+
+    def is_current(self) -> bool:
+        stamp = self.store.meta_value("milvus_synced") or {}
+        return stamp.get("generation") == self.store.generation()
+
+    def renewed(self) -> dict:
+        return {"milvus": Collection.new_target(self.target["uri"]), "milvus_synced": None}
+
+    def retire(self) -> None:
+        """Drop the collection; an unreachable one is only logged (the old place may be gone)."""
+        try:
+            self.collection.drop()
+        except Exception as e:
+            log.warning("could not drop the old Milvus collection %s: %s", self.target, e)
+
+    def describe(self) -> str:
+        return f"Milvus {self.target['uri']} {self.target['collection']}"
+
+    def state(self, problem: str | None, writer: int | None) -> str:
+        if problem is None:
+            return "current, ids and sampled vectors verified"
+        return super().state(problem, writer)

@@ -246,3 +246,11 @@ def _recorded_meta(index_dir, salvage: bool = False) -> dict:
         if not salvage:
             raise
         return salvage_meta(Path(index_dir))
+
+
+def requested(embedder) -> dict:
+    """The embedder's settings as a dict, without loading a lazy embedder's model."""
+    from dataclasses import asdict, is_dataclass
+
+    config = getattr(embedder, "requested_config", None) or embedder.config
+    return asdict(config) if is_dataclass(config) else {}

@@ -1,27 +1,24 @@
-"""One index = one directory: ``index.db`` (SQLite, the source of truth) + ``vectors.faiss``.
+"""One index = one directory: ``index.db`` (SQLite, the source of truth) and what its engine
+derives from it for searching (its engine: :mod:`retriever.index.engine`).
 
 SQLite holds everything, vectors included (float32 blobs), and is changed only through
-:mod:`retriever.index.migrations`. The FAISS file is a derived cache. When it is written, SQLite's
-meta table records its stamp: the generation (a counter bumped by every change to the chunks) and
-the vector count it was built from, and the file's sha256. Opening the file hashes it while FAISS
-reads it (one pass over the bytes), so flipped bytes, a swapped id map or replaced vectors are
-caught, not searched. A missing, stale or damaged file is rebuilt from SQLite; nothing is ever
-re-embedded for that. Nothing is pickled: FAISS has its own binary format and everything else is
-JSON or SQL.
-
-A damaged ``index.db`` (not a database, truncated, malformed pages) raises
-:class:`IndexCorruptError` naming the file and the way out, never a raw ``sqlite3`` error.
+:mod:`retriever.index.migrations` and the rows of :mod:`retriever.index.tables`. This module
+opens it: for reading (read-only where the file system is), or for writing under the writer
+lock, and names what goes wrong as what it is (:func:`db_error`): a damaged ``index.db`` (not
+a database, truncated, malformed pages) raises :class:`IndexCorruptError` naming the file and
+the way out; a full disk, a read-only file system or another program's database raise their
+own errors, never "damaged".
 
 Writers take an exclusive ``flock`` on ``lock`` (the OS releases it if the process dies, so no
 stale locks); a second writer gets :class:`IndexLockedError` naming the holder's PID. Readers
 need no lock: SQLite runs in WAL mode, so they see the last committed state while a writer works.
+Nothing is pickled: everything is JSON, SQL, or the engine's own format.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import fcntl
 import json
 import logging
@@ -30,25 +27,25 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sqlite_utils
 
 from ..errors import (
     IndexCorruptError,
-    IndexDiskFullError,
-    IndexIOError,
     IndexLocationError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
-    IndexReadOnlyError,
     NotAnIndexError,
     TPRError,
 )
-from . import vectors
+from .failures import (
+    _writable,
+    corrupt_error,
+    db_error,
+    read_only_error,
+)
 from .migrations import migrations
 from .tables import ADDED, API_PREFIX, Tables, now  # noqa: F401 (re-exported)
-from .vectors import factory_for
 
 # Texts added through the LangChain VectorStore (not from the folder) are stored as one
 # ``files`` row each, with status ADDED and a path of API_PREFIX + their id (see .tables). A walk
@@ -79,89 +76,6 @@ log = logging.getLogger("retriever")
 def is_index_dir(path: Path) -> bool:
     """Whether ``path`` looks like a tp-retriever index directory (``index.db`` + ``lock``)."""
     return (path / DB_NAME).is_file() and (path / LOCK_NAME).exists()
-
-
-def corrupt_error(path: Path, cause: object) -> IndexCorruptError:
-    """The error for a damaged ``index.db``: which file, and what to do."""
-    return IndexCorruptError(
-        f"the index database {Path(path) / DB_NAME} is damaged ({cause}); nothing in it can be "
-        "trusted. Re-index the folder with `tpr index FOLDER --index "
-        f"{path} --rebuild` (the damaged file is kept beside it as {DB_NAME}.damaged-*)"
-    )
-
-
-# SQLite's primary result codes that mean the file itself is damaged. Everything else (a full
-# disk, a read-only file system, an I/O error, a statement SQLite refuses) says nothing about the
-# file's health and must never be reported as damage: the remedy for damage (--rebuild) is the
-# wrong one for them.
-_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-_READ_ONLY_CODES = frozenset(
-    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
-)
-
-
-def db_error(path: Path, cause: BaseException) -> TPRError:
-    """The library error for a ``sqlite3`` or OS error met while using the index at ``path``.
-
-    Damage (a malformed page, not a database) is :class:`IndexCorruptError`; a full disk is
-    :class:`IndexDiskFullError` (the next run resumes); a read-only file system is
-    :class:`IndexReadOnlyError`; anything else is :class:`IndexIOError`, which names the cause
-    and says the index is not damaged by it.
-    """
-    path = Path(path)
-    if isinstance(cause, TPRError):
-        return cause
-    if isinstance(cause, OSError) and not isinstance(cause, sqlite3.Error):
-        if cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return disk_full_error(path, cause.strerror or cause)
-        if cause.errno == errno.EROFS:
-            return read_only_error(path)
-        return IndexIOError(
-            f"index {path}: the operating system refused a read or write ({cause}); the index "
-            "is not damaged by this. Fix the cause and run the command again"
-        )
-    code = getattr(cause, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    if primary is None and isinstance(cause, sqlite3.DatabaseError) and _looks_damaged(cause):
-        return corrupt_error(path, cause)
-    if primary in _DAMAGE_CODES:
-        return corrupt_error(path, cause)
-    if primary == sqlite3.SQLITE_FULL:
-        return disk_full_error(path, cause)
-    if primary in _READ_ONLY_CODES and not _writable(path):
-        return read_only_error(path)
-    return IndexIOError(
-        f"index {path}: SQLite could not complete the request ({cause}); this is not damage to "
-        "the index. Run the command again once the cause is fixed (`tpr info` checks the index)"
-    )
-
-
-def _looks_damaged(cause: BaseException) -> bool:
-    """Errors this package raises itself (no SQLite code) for a file that is no index."""
-    return not isinstance(cause, sqlite3.OperationalError)
-
-
-def disk_full_error(path: Path, cause: object) -> IndexDiskFullError:
-    return IndexDiskFullError(
-        f"the disk is full: index {path} could not be written ({cause}). The index is intact: "
-        "everything committed before this is kept. Free some space and run the same command "
-        "again; it resumes where it stopped"
-    )
-
-
-def read_only_error(path: Path) -> IndexReadOnlyError:
-    return IndexReadOnlyError(
-        f"index {path} is on a read-only file system (or not writable): it can be searched, "
-        "not changed. Copy it to a writable place to update it"
-    )
-
-
-def _writable(path: Path) -> bool:
-    """Whether the index directory (and its database) can be written: ``access`` reports a
-    read-only file system (EROFS) even to root."""
-    path = Path(path)
-    db = path / DB_NAME
-    return os.access(path, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
 
 
 def indexes_home() -> Path:
@@ -560,155 +474,18 @@ class Store(Tables):
         self.set_meta(generation=gen, updated=now())
         return gen
 
-    # -- the search engine: the FAISS file, or a Milvus collection --------------------------
 
-    def milvus_target(self) -> dict | None:
-        """Where a Milvus index's mirror lives (``{"uri", "collection"}``), or None (FAISS)."""
-        return self.meta_value("milvus")
+def check_location(root: Path, index_dir: Path) -> None:
+    """Refuse an index directory inside the folder it indexes (or the folder itself).
 
-    def refresh_engine(self) -> None:
-        """Bring the derived search structure in line with SQLite: write the FAISS file if
-        stale, or sync the Milvus mirror (:mod:`.milvus`). Writers call it before closing."""
-        if self.milvus_target():
-            from . import milvus
-
-            milvus.sync(self)
-        elif not self.faiss_is_current():
-            self.write_faiss()
-
-    def refresh_engine_if_free(self) -> bool:
-        """:meth:`refresh_engine` for a reader: only when no writer is at work (a writer
-        refreshes it itself when it finishes). False when one is."""
-        if self._lock_fd is not None:
-            self.refresh_engine()
-            return True
-        if not self.try_lock():
-            return False
-        try:
-            self.refresh_engine()
-        finally:
-            self._release()
-        return True
-
-    def verify_engine(self) -> str | None:
-        """What is wrong with the FAISS file or the Milvus mirror, or None."""
-        if self.milvus_target():
-            from . import milvus
-
-            return milvus.verify(self)
-        return self.verify_faiss()
-
-    def repair_engine(self) -> None:
-        """Rebuild the FAISS file, or re-sync the Milvus mirror comparing every id."""
-        if self.milvus_target():
-            from . import milvus
-
-            milvus.sync(self, full=True)
-        else:
-            self.write_faiss()
-
-    # -- vectors and FAISS ------------------------------------------------------------------
-
-    def build_faiss(self):
-        """A FAISS index over every vector in SQLite (:func:`.vectors.build`), reusing the
-        trained lists of an intact IVF file of the same shape."""
-        m = self.meta()
-        n = self.chunk_count()
-        d = int(m["dimension"])
-        factory = factory_for(m.get("faiss_factory", "Flat"), n)  # older indexes: always Flat
-        stamp = self.faiss_stamp() or {}
-        trained = vectors.reusable_ivf(self.path / FAISS_NAME, stamp.get("sha256"), factory, d)
-        return vectors.build(self.iter_vectors, n, d, factory, trained)
-
-    # The FAISS file's stamp lives in SQLite (meta key "faiss_file"): the generation and vector
-    # count it was built from and its sha256, so a damaged or swapped file cannot pass as current.
-
-    def faiss_stamp(self) -> dict | None:
-        return self.meta_value("faiss_file")
-
-    def faiss_is_current(self) -> bool:
-        """The FAISS file was built from SQLite as it is now (its bytes are checked on load)."""
-        stamp = self.faiss_stamp()
-        return bool(
-            stamp
-            and (self.path / FAISS_NAME).exists()
-            and stamp.get("generation") == self.generation()
-            and stamp.get("ntotal") == self.chunk_count()
+    Raises:
+        IndexLocationError: with the way out.
+    """
+    here = Path(index_dir).expanduser().resolve()
+    root = Path(root).resolve()
+    if here == root or here.is_relative_to(root):
+        raise IndexLocationError(
+            f"the index directory {here} lies inside the folder being indexed ({root}); its "
+            "files would be mixed with your documents. Use a bare name (--index NAME, kept "
+            "under $TPR_HOME/indexes) or a path outside the folder"
         )
-
-    def write_faiss(self, index=None) -> None:
-        """Build (or take) the FAISS index, write it atomically and stamp it in SQLite.
-
-        The old stamp goes first, so a crash between the two steps leaves a file that reads
-        as stale (rebuilt quietly), never one that reads as damaged.
-        """
-        index = index if index is not None else self.build_faiss()
-        tmp = self.path / (FAISS_NAME + ".tmp")
-        sha = vectors.write_hashed(index, tmp)
-        self.set_meta(faiss_file=None)
-        os.replace(tmp, self.path / FAISS_NAME)
-        self.set_meta(
-            faiss_file={"generation": self.generation(), "ntotal": int(index.ntotal), "sha256": sha}
-        )
-        (self.path / FAISS_META).unlink(missing_ok=True)  # the stamp file of older versions
-
-    def load_faiss(self):
-        """The FAISS index: from the file when current and intact, else rebuilt from SQLite.
-
-        A file whose bytes differ from the checksum recorded when it was written is damaged:
-        it is rebuilt from SQLite and a warning says so (logger ``retriever``). A rebuilt index
-        is written back when no writer is active, so the warning and the rebuild come once.
-        """
-        stamp = self.faiss_stamp()
-        damaged = None
-        if self.faiss_is_current():
-            try:
-                index, sha = vectors.read_hashed(self.path / FAISS_NAME)
-            except (RuntimeError, OSError):
-                index, sha = None, "unreadable by FAISS"
-            if index is not None and sha == stamp["sha256"] and index.ntotal == stamp["ntotal"]:
-                return index
-            if self.faiss_stamp() == stamp:  # not a writer replacing the file meanwhile
-                damaged = "checksum mismatch" if index is not None else sha
-        index = self.build_faiss()
-        if damaged:
-            log.warning(
-                "%s is damaged (%s): rebuilt from %s, nothing re-embedded",
-                self.path / FAISS_NAME,
-                damaged,
-                DB_NAME,
-            )
-        if self._lock_fd is None and self.try_lock():  # persist unless a writer is at work
-            try:
-                if self.faiss_stamp() == stamp:
-                    self.write_faiss(index)
-            except (OSError, sqlite3.Error):
-                pass  # read-only index directory: rebuild in memory each time
-            finally:
-                self._release()
-        return index
-
-    def verify_faiss(self, sample: int = 256) -> str | None:
-        """What is wrong with the FAISS file, or None: the checks of ``tpr repair``.
-
-        The stamp, the checksum, the id set against SQLite, and ``sample`` vectors read back
-        from FAISS against SQLite's.
-        """
-        if not self.faiss_is_current():
-            return "missing or stale"
-        try:
-            index, sha = vectors.read_hashed(self.path / FAISS_NAME)
-        except (RuntimeError, OSError):
-            return "damaged (unreadable by FAISS)"
-        if sha != self.faiss_stamp()["sha256"]:
-            return "damaged (its checksum differs from the one recorded when it was written)"
-        want = self.chunk_ids()
-        ids = vectors.ids_of(index)
-        if ids is None or not np.array_equal(ids, want):
-            return "ids differ from SQLite"
-        if len(want):
-            pick = np.random.default_rng().choice(want, min(sample, len(want)), replace=False)
-            got = vectors.reconstruct(index, pick)
-            if got is not None and not np.allclose(got, self.vectors(pick), atol=1e-5):
-                return "vectors differ from SQLite"
-        return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from dataclasses import dataclass
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdx"}
 RST_SUFFIXES = {".rst"}
@@ -134,3 +135,22 @@ def _rst(text: str) -> list[tuple[int, int, str]]:
             continue
         k += 1
     return found
+
+
+@dataclass
+class Span:
+    start: int
+    end: int
+
+
+def citation(doc, lines: Lines, chunk) -> dict:
+    """Where a chunk sits: offsets, page, first and last line, heading path."""
+    first, last = lines.span(chunk.start, chunk.end)
+    return {
+        "start": chunk.start,
+        "end": chunk.end,
+        "page": doc.page_at(chunk.start),
+        "start_line": first,
+        "end_line": last,
+        "heading": doc.heading_at(chunk.start),
+    }

@@ -19,11 +19,26 @@ from langchain_core.runnables.config import run_in_executor
 
 from ..errors import ConfigError
 from ..search.filters import Filter, as_filter
+from ..search.request import SEARCH_FIELDS, SearchRequest
 from ..search.searcher import Searcher
 from .documents import to_document
 
 
-class TPRetriever(BaseRetriever):
+class PerCallRetriever(BaseRetriever):
+    """A retriever whose async calls take per-call settings (``ainvoke(q, k=2)``,
+    ``search_kwargs=``) as its sync calls do: BaseRetriever's async default drops them."""
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        # Run the sync search, with the settings, on an executor thread (Searchers and the
+        # HTTP client are thread-safe).
+        return await run_in_executor(
+            None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs
+        )
+
+
+class TPRetriever(PerCallRetriever):
     """Retrieve chunks from a tp-retriever index.
 
     Attributes:
@@ -40,9 +55,12 @@ class TPRetriever(BaseRetriever):
         lambda_mult: MMR trade-off, 1 = relevance only, 0 = diversity only.
         min_score: drop results below this score (cosine for dense, BM25 for bm25, the fused
             score for hybrid; see :meth:`~retriever.search.searcher.Searcher.search`).
+        sparse_weight: > 0 adds the LLM's sparse words as a third hybrid side.
 
-    ``invoke(query, k=..., mode=..., ...)`` (or ``search_kwargs={...}``) overrides any of these
-    for one call; an unknown keyword is an error.
+    Each setting is a field of :class:`~retriever.search.request.SearchRequest`, the one
+    request every door builds. ``invoke(query, k=..., mode=..., ...)`` (or
+    ``search_kwargs={...}``) overrides any of these for one call; an unknown keyword is an
+    error.
     """
 
     searcher: Any
@@ -55,23 +73,15 @@ class TPRetriever(BaseRetriever):
     lambda_mult: float = 0.5
     min_score: float | None = None
     fusion: str | None = None
-
-    async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        # BaseRetriever's async default drops the per-call settings (k=, search_kwargs=):
-        # run the sync search, with them, on an executor thread (the Searcher is thread-safe).
-        return await run_in_executor(
-            None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs
-        )
+    sparse_weight: float = 0.0
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         kwargs = _settings(kwargs, "invoke")
-        opts = {name: kwargs.get(name, getattr(self, name)) for name in SEARCH_KEYS}
-        flt = as_filter(kwargs.get("filter", self.filter))
-        results = self.searcher.search(query, flt=flt, **opts)
+        opts = {name: kwargs.get(name, getattr(self, name)) for name in SETTINGS}
+        opts["filter"] = as_filter(opts["filter"])
+        results = self.searcher.run(SearchRequest(query, **opts))
         root = self.searcher.meta.get("root")
         return [to_document(r.as_dict(), scores=True, root=root) for r in results]
 
@@ -89,8 +99,7 @@ class TPRetriever(BaseRetriever):
         return cls(searcher=Searcher.open(index_dir, embedder), **kwargs)
 
 
-SEARCH_KEYS = ("k", "mode", "fetch_k", "weights", "mmr", "lambda_mult", "min_score", "fusion")
-SETTINGS = (*SEARCH_KEYS, "filter")
+SETTINGS = tuple(name for name in SEARCH_FIELDS if name != "query")
 
 
 def _settings(kwargs: dict, where: str) -> dict:

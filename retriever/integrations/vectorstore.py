@@ -36,7 +36,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ..errors import ConfigError
-from ..index import sparse_terms, vectors
+from ..index import sparse_terms
+from ..index.engines import engine_for
 from ..index.settings import OPEN_HINT, bind
 from ..index.store import Store, resolve_index
 from ..index.tables import ADDED, file_row
@@ -138,7 +139,7 @@ class TPVectorStore(VectorStore):
             bind(store, None, info, self.embedder.dimension, factory, remedy=OPEN_HINT)
             if faiss_factory and store.meta_value("faiss_factory") != faiss_factory:
                 store.set_meta(faiss_factory=faiss_factory)  # applied to the whole index
-                store.write_faiss()
+                engine_for(store).repair()
         self.searcher = Searcher(self.index_dir, self.embedder)
         self._root = self.searcher.meta.get("root")
 
@@ -213,7 +214,7 @@ class TPVectorStore(VectorStore):
                     }
                     added.append(store.add_text(doc_id, row, chunk))
                 after = store.bump_generation()
-            self._update_faiss(store, before, after, removed, added, embedded)
+            self._update_engine(store, before, after, removed, added, embedded)
             scale = store.meta_value("sparse_scale")
             if scale is not None:  # an index built with --sparse keeps its sparse words whole
                 encoder = sparse_terms.encoder_for(self.embedder, scale)
@@ -242,22 +243,13 @@ class TPVectorStore(VectorStore):
                 if not removed:
                     return True
                 after = store.bump_generation()
-            self._update_faiss(store, before, after, removed, [], None)
+            self._update_engine(store, before, after, removed, [], None)
         return True
 
-    def _update_faiss(self, store, before, after, removed, added, embedded) -> None:
-        """Bring the searcher's FAISS index from ``before`` to ``after`` and persist it (or
-        sync the Milvus mirror of a Milvus index)."""
-        if store.milvus_target():
-            store.refresh_engine()
-            return
-        index = self.searcher.cached_faiss(before)
-        if index is not None and not vectors.patch(index, removed, added, embedded):
-            index = None  # e.g. HNSW cannot remove ids: rebuild from SQLite
-        if index is None or index.ntotal != store.chunk_count():
-            index = store.build_faiss()
-        store.write_faiss(index)
-        self.searcher.replace_faiss(index, after)
+    def _update_engine(self, store, before, after, removed, added, embedded) -> None:
+        """Bring the index's engine from generation ``before`` to ``after`` through the
+        searcher's engine (which patches what it holds instead of rebuilding, where it can)."""
+        self.searcher.engine.write_through(store, before, after, removed, added, embedded)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -105,7 +105,7 @@ def _rows(searcher: Searcher, ids: list[int]) -> dict[int, dict]:
 def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]:
     """The k chunks most similar to ``chunk_id`` (itself excluded), by stored vectors."""
     q = chunk_vector(searcher, chunk_id)[None]
-    index = searcher.faiss
+    index = searcher.vector_index
     scores, ids = vectors.search_many(index, q, k + 1)
     hits = [
         (int(i), float(s))
@@ -130,7 +130,7 @@ def near_duplicates(
 ) -> list[tuple[Neighbour, Neighbour]]:
     """Pairs of different chunks whose cosine similarity is at least ``threshold``."""
     pairs: dict[tuple[int, int], float] = {}
-    index = searcher.faiss
+    index = searcher.vector_index
     for ids, vecs in searcher.store.iter_vectors(batch=2048):
         scores, found = vectors.search_many(index, vecs, per_chunk + 1)
         for a, row_ids, row_s in zip(ids, found, scores, strict=True):

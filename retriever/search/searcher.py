@@ -1,15 +1,13 @@
-"""Search one index: dense (FAISS), lexical (SQLite FTS5 BM25), sparse, and hybrid fusions.
+"""Search one index: dense, lexical (BM25), sparse, and hybrid fusions.
+
+The index's engine (:mod:`retriever.index.engine`, chosen once from its meta) answers dense and
+BM25; this module decides what to ask it, fuses, filters and shapes the results.
 
 * **dense**: the query is embedded with the index's embedder (its query prompt); score = inner
   product of normalised vectors = cosine similarity, never outside [-1, 1].
-* **bm25**: SQLite FTS5 over chunk text with Porter stemming. The query is reduced to its word
-  tokens, each quoted and joined with OR, so FTS syntax (quotes, AND, NEAR, ``*``) in user input
-  is matched as words and never reaches the parser. Score = -bm25() (higher is better). FTS5
-  scores every matching row, so on large indexes words found in more than half of the chunks
-  are left out of the MATCH: FTS5 clamps their IDF to 1e-6, so they cannot change any score by
-  more than that, but they make nearly every row a candidate (a 7x slowdown at 100k chunks).
-  From 20k chunks on, words in more than a quarter of the chunks are left out as well (IDF
-  below 1.1; not lossless, measured in ``benchmarks/bm25_pruning.py``).
+* **bm25**: the query reduced to its word tokens (:func:`~retriever.index.engine.fts_words`),
+  scored by the engine's BM25 (SQLite FTS5 with Porter stemming locally; FTS syntax in user
+  input never reaches a parser). Higher is better.
 * **hybrid**: the top ``fetch_k`` of each side fused (:mod:`.fusion`). The method and weights
   default per embedder (:func:`retriever.embed.config.hybrid_default`): every measured default
   is score fusion with a small dense weight; rank fusion (``fusion="rrf"``) is the alternative.
@@ -18,8 +16,8 @@
   also a third side of hybrid.
 
 Filters (:mod:`.filters`) are applied before ranking, so a search returns k results whenever k
-chunks match. The store (:mod:`retriever.index.tables`) runs every SQL statement and
-:mod:`retriever.index.vectors` every FAISS call; this module decides what to ask them.
+chunks match. The store (:mod:`retriever.index.tables`) runs every SQL statement and the engine
+every vector search; this module decides what to ask them.
 """
 
 from __future__ import annotations
@@ -30,15 +28,16 @@ import re
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..embed.config import hybrid_default
 from ..errors import ConfigError, EmptyInputError, IndexNotFoundError
-from ..index import sparse_terms, vectors
+from ..index import sparse_terms
+from ..index.engine import fts_words
+from ..index.engines import engine_for, engine_key
 from ..index.store import (
     ADDED,
     API_PREFIX,
@@ -51,77 +50,10 @@ from ..index.store import (
 from . import filters
 from .filters import Filter
 from .fusion import FUSE, FUSIONS
+from .request import MAX_K, MODES, SearchRequest
+from .result import Result, _Moved
 
-MODES = ("hybrid", "dense", "bm25", "sparse")
-MAX_K = 10_000  # results (and fusion candidates) per search: more is a mistake, not a need
 FOLDER_ID = re.compile(r"chunk-(\d+)")  # LangChain ids of folder chunks; reserved
-
-
-class _Moved(KeyError):
-    """A chunk id found by one side of a search is gone when its row is read."""
-
-
-@dataclass
-class Result:
-    """One retrieved chunk with every score that led to it.
-
-    ``doc_id`` is the id LangChain sees: the caller's id for a text added through the
-    VectorStore, ``chunk-<chunk_id>`` for a chunk of a folder file. ``start_line`` /
-    ``end_line`` (1-based) and ``heading`` (Markdown/reST heading path) say where it sits;
-    :attr:`citation` is ``path:line``.
-    """
-
-    chunk_id: int
-    text: str
-    path: str
-    ordinal: int
-    start: int
-    end: int
-    page: int | None
-    score: float
-    scores: dict[str, float] = field(default_factory=dict)
-    ranks: dict[str, int] = field(default_factory=dict)
-    doc_id: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-    start_line: int | None = None
-    end_line: int | None = None
-    heading: str | None = None
-
-    @property
-    def citation(self) -> str:
-        """``path:line`` (``path:first-last`` for a chunk over several lines)."""
-        if self.start_line is None:
-            return self.path
-        last = f"-{self.end_line}" if self.end_line and self.end_line != self.start_line else ""
-        return f"{self.path}:{self.start_line}{last}"
-
-    def as_dict(self) -> dict:
-        return {**self.__dict__, "citation": self.citation}
-
-
-# Below this many chunks every query word is kept: FTS5 is fast there, and the results stay
-# exactly those of the full OR query.
-PRUNE_MIN_CHUNKS = 1000
-# From this many chunks on, words in more than COMMON_FRACTION of the chunks are left out too:
-# their IDF is below log(3) ~ 1.1 (a rare word's is 5-11), yet each one makes FTS5 score a
-# quarter of the index. Measured (benchmarks/bm25_pruning.py): 2x faster BM25 at 100k chunks,
-# SciFact nDCG@10 +0.12 train / -0.23 test when forced on. Not lossless, hence large indexes only.
-COMMON_MIN_CHUNKS = 20_000
-COMMON_FRACTION = 0.25
-
-
-MAX_QUERY_WORDS = 256  # a pasted document as a query is cut here: BM25 cost grows per word
-
-
-def fts_words(query: str) -> list[str]:
-    """The distinct word tokens of a query, lower-cased, in order (at most MAX_QUERY_WORDS)."""
-    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))[:MAX_QUERY_WORDS]
-
-
-def fts_query(query: str | list[str]) -> str | None:
-    """User text (or words) -> a safe FTS5 query: quoted words joined by OR; None if no words."""
-    words = fts_words(query) if isinstance(query, str) else query
-    return " OR ".join(f'"{w}"' for w in words) or None
 
 
 def check_k(value, name: str = "k") -> int:
@@ -153,20 +85,13 @@ class Searcher:
         self.store = Store.open(index_dir)
         self.embedder = embedder
         self._read_meta()
-        self._faiss = None
-        self._faiss_generation = None
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None  # hybrid's dense side, made on first use
         self._sparse = None  # the sparse encoder, made on the first sparse search
-        self._df: dict[str, int] = {}  # document frequency per query word, for this generation
-        self._df_generation = None
-        self._n_chunks = 0  # chunks at _df_generation
         # Cosine scores are clipped to [-1, 1]: float error can pass 1 by 1e-7, and no score
         # outside the cosine's range may ever leave a dense search (indexes that store
         # unnormalised vectors on purpose keep their raw inner products).
         self._cosine = bool((self.meta.get("embedder") or {}).get("normalize", True))
-        self._milvus = None  # the Milvus mirror of a Milvus index, made on first use
-        self._milvus_generation = None
 
     @classmethod
     def open(cls, index, embedder=None, load=None, need_embedder: bool = True) -> Searcher:
@@ -193,9 +118,20 @@ class Searcher:
         return cls(index_dir, embedder)
 
     def _read_meta(self) -> None:
-        """The index's settings as of now; refused if they name another embedder."""
+        """The index's settings as of now; refused if they name another embedder. The engine
+        is chosen here, once, and again only when the index moved to another one."""
         self.meta = self.store.meta()
         self._meta_generation = self.meta.get("generation")
+        engine = getattr(self, "engine", None)
+        if (
+            engine is None
+            or engine.store is not self.store
+            or self._engine_key != engine_key(self.meta)
+        ):
+            if engine is not None:
+                engine.close()
+            self.engine = engine_for(self.store, self.meta)
+            self._engine_key = engine_key(self.meta)
         embedder = self.embedder
         accepted = (
             {embedder.fingerprint, *getattr(embedder, "previous_fingerprints", ())}
@@ -215,7 +151,7 @@ class Searcher:
         * ``index.db`` deleted and made anew (another inode): reopen it; deleted and not
           replaced: :class:`IndexNotFoundError`, never answers from the deleted file.
         * a new generation: re-read the settings, so a rebuild that moved the index to a new
-          Milvus collection (or another embedder, refused) is seen at once.
+          place of its engine (or another embedder, refused) is seen at once.
         """
         identity = file_identity(self.index_dir)
         if identity != self.store.identity:
@@ -227,9 +163,6 @@ class Searcher:
             fresh = Store.open(self.index_dir)
             old, self.store = self.store, fresh
             old.close()
-            self._faiss = self._faiss_generation = None
-            self._milvus = self._milvus_generation = None
-            self._df_generation = None
             self._read_meta()
         elif self.store.generation() != self._meta_generation:
             self._read_meta()
@@ -237,6 +170,7 @@ class Searcher:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown()
+        self.engine.close()
         self.store.close()
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -255,12 +189,16 @@ class Searcher:
         return method, {"dense": dense, "bm25": 1.0}
 
     @property
-    def faiss(self):
-        gen = self.store.generation()
-        if self._faiss is None or gen != self._faiss_generation:
-            self._faiss = self.store.load_faiss()
-            self._faiss_generation = gen
-        return self._faiss
+    def vector_index(self):
+        """The local engine's FAISS index (the map and neighbour views read its vectors).
+
+        Raises:
+            ConfigError: the index is searched by another engine.
+        """
+        index = getattr(self.engine, "index", None)
+        if index is None:
+            raise ConfigError(f"this view needs a local index; {self.engine.describe()} has none")
+        return index
 
     # -- filters ----------------------------------------------------------------------------
 
@@ -287,68 +225,20 @@ class Searcher:
         """Top-k chunk ids by inner product with an already embedded query."""
         return self._dense_call(vector, k, allowed)()
 
-    def milvus(self):
-        """A Milvus index's engine, its mirror brought up to date first when SQLite moved on
-        and no writer is at work (a writer syncs it itself when it finishes); None for a
-        FAISS index."""
-        target = self.meta.get("milvus")
-        if not target:
-            return None
-        from ..index import milvus
-
-        gen = self.store.generation()
-        if self._milvus is None or gen != self._milvus_generation:
-            stamp = self.store.meta_value("milvus_synced") or {}
-            if stamp.get("generation") != gen:
-                self.store.refresh_engine_if_free()
-            self._milvus = milvus.MilvusEngine(target)
-            self._milvus_generation = gen
-        return self._milvus
-
     def _dense_call(self, vector, k: int, allowed: np.ndarray | None):
-        """The FAISS search as a call that touches no SQLite (the index is fetched here), so
-        that hybrid search can run it on another thread while FTS5 runs on this one."""
-        engine = self.milvus()
-        if engine is not None:
-            call = lambda: engine.dense(vector, k, allowed)  # noqa: E731
-        else:
-            call = vectors.search_call(self.faiss, vector, k, allowed)
+        """The engine's dense search as a call that touches no SQLite, so that hybrid search can
+        run it on another thread while BM25 runs on this one."""
+        call = self.engine.dense_call(vector, k, allowed)
         if not self._cosine:
             return call
         # float error can pass 1 by 1e-7, and no score outside the cosine's range may ever
         # leave a dense search
         return lambda: [(cid, min(1.0, max(-1.0, s))) for cid, s in call()]
 
-    def informative_words(self, words: list[str]) -> list[str]:
-        """Drop words that occur in more than half of the chunks (IDF clamped to ~0 by FTS5),
-        unless nothing would be left or the index is small (see :data:`PRUNE_MIN_CHUNKS`); on
-        large indexes also those in more than :data:`COMMON_FRACTION` of the chunks, unless
-        that would leave nothing."""
-        gen = self.store.generation()
-        if gen != self._df_generation:
-            self._df, self._df_generation = {}, gen
-            self._n_chunks = self.store.chunk_count()
-        if self._n_chunks < PRUNE_MIN_CHUNKS or len(words) < 2:
-            return words
-        for w in words:
-            if w not in self._df:
-                self._df[w] = self.store.fts_df(w)
-        keep = [w for w in words if self._df[w] * 2 <= self._n_chunks] or words
-        if self._n_chunks >= COMMON_MIN_CHUNKS:
-            keep = [w for w in keep if self._df[w] <= COMMON_FRACTION * self._n_chunks] or keep
-        return keep
-
     def bm25(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        words = fts_words(query)
-        if not words or (allowed is not None and len(allowed) == 0):
-            return []
-        engine = self.milvus()
-        if engine is not None:  # Milvus's BM25 function, on the same words FTS5 would get
-            return engine.bm25(" ".join(words), k, allowed)
-        fts = fts_query(self.informative_words(words))
-        return self.store.fts_top(fts, k, allowed)
+        return self.engine.bm25(fts_words(query), k, allowed)
 
     def sparse(
         self, query: str, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -370,6 +260,18 @@ class Searcher:
             self._sparse = sparse_terms.encoder_for(self.embedder, scale)
         bag = sparse_terms.query_bag(self._sparse, self.embedder, query, qvec)
         return sparse_terms.search(self.store, bag, k, allowed)
+
+    def run(self, request: SearchRequest, query_vector: np.ndarray | None = None) -> list[Result]:
+        """Top-k chunks for a :class:`~retriever.search.request.SearchRequest` (what every door
+        sends); a positive ``sparse_weight`` adds the sparse words as a third hybrid side, the
+        dense and BM25 sides keeping the default weights."""
+        opts = request.options()
+        sparse = opts.pop("sparse_weight")
+        if sparse > 0:
+            method, weights = self.default_hybrid()
+            opts["weights"] = {**(opts["weights"] or weights), "sparse": sparse}
+            opts["fusion"] = opts["fusion"] or method
+        return self.search(request.query, query_vector=query_vector, **opts)
 
     def search(
         self,
@@ -531,16 +433,6 @@ class Searcher:
                 r["path"].removeprefix(API_PREFIX) if r["status"] == ADDED else f"chunk-{r['id']}"
             )
         return rows
-
-    def replace_faiss(self, index, generation) -> None:
-        """Adopt an index a writer has just brought up to ``generation`` (no reload)."""
-        with self._lock:
-            self._faiss, self._faiss_generation = index, generation
-
-    def cached_faiss(self, generation):
-        """The loaded FAISS index if it is at ``generation``, else None."""
-        with self._lock:
-            return self._faiss if self._faiss_generation == generation else None
 
     def _results(self, order, ranked) -> list[Result]:
         if not order:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,28 @@ def read_only(path: Path):
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def wait_for(predicate, timeout=20.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@contextlib.contextmanager
+def watching(root: Path, index_dir: Path, indexer, interval=0.1, debounce=0.1):
+    """``watch`` on a daemon thread; yields (reports, waits, thread) and stops it after."""
+    from retriever.index.watch import watch
+
+    reports, waits, stop = [], [], threading.Event()
+    args = (root, index_dir, indexer, interval, debounce, stop, reports.append, waits.append)
+    thread = threading.Thread(target=watch, args=args, daemon=True)
+    thread.start()
+    try:
+        yield reports, waits, thread
+    finally:
+        stop.set()
+        thread.join(10)

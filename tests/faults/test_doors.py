@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 import time
 
 import pytest
@@ -15,14 +14,13 @@ from retriever.errors import ConfigError
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.sparse_terms import encoder_for
 from retriever.index.store import Store, indexes_home
-from retriever.index.watch import watch
 from retriever.integrations.retriever import TPRetriever
 from retriever.integrations.vectorstore import TPVectorStore
 from retriever.search.filters import Filter
 from retriever.search.searcher import Searcher
 
 from ..fakes import FakeEmbedder, FakeLC
-from .helpers import DOCS, folder, run
+from .helpers import DOCS, folder, run, wait_for, watching
 
 
 @pytest.fixture
@@ -196,19 +194,8 @@ def test_watch_keeps_the_index_exclude_patterns(tmp_path, fake):
     Indexer(fake, IndexOptions(exclude=["*.log"])).sync(docs, idx)
     (docs / "debug.log").write_text("cat cat cat")
     (docs / "new.txt").write_text("a new dog")
-    reports, waits, stop = [], [], threading.Event()
-    thread = threading.Thread(target=watch, daemon=True,
-                              args=(docs, idx, Indexer(fake), 0.1, 0.1, stop, reports.append,
-                                    waits.append))  # fmt: skip
-    thread.start()
-    try:
-        deadline = time.time() + 20
-        while not reports and time.time() < deadline:
-            time.sleep(0.05)
-        assert reports and reports[0].added == 1, (reports, waits)
-    finally:
-        stop.set()
-        thread.join(10)
+    with watching(docs, idx, Indexer(fake)) as (reports, waits, _):
+        assert wait_for(lambda: bool(reports)) and reports[0].added == 1, (reports, waits)
     with Store.open(idx) as store:
         assert store.file_by_path("debug.log") is None
         assert store.file_by_path("new.txt") is not None

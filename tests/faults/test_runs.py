@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import threading
-import time
 
 import pytest
 
@@ -17,11 +16,10 @@ from retriever.errors import FolderNotFoundError, IndexDiskFullError
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.loaders import file_sha256
 from retriever.index.store import STAGING, Store
-from retriever.index.watch import watch
 from retriever.search.searcher import Searcher
 
 from ..fakes import FakeEmbedder, FakeLC
-from .helpers import DOCS, contents, folder, run
+from .helpers import DOCS, contents, folder, run, wait_for, watching
 
 
 @pytest.fixture
@@ -152,26 +150,10 @@ class FailingOnce(FakeEmbedder):
         return super().encode(texts, **kw)
 
 
-def wait_for(predicate, timeout=20.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_the_watcher_survives_a_failed_round_and_a_vanishing_file(tmp_path, tokenizer, fake):
     docs, idx = folder(tmp_path / "docs"), tmp_path / "idx"
     indexer = Indexer(FailingOnce(tokenizer))
-    reports, waits, stop = [], [], threading.Event()
-    thread = threading.Thread(
-        target=watch,
-        args=(docs, idx, indexer, 0.1, 0.1, stop, reports.append, waits.append),
-        daemon=True,
-    )
-    thread.start()
-    try:
+    with watching(docs, idx, indexer) as (reports, waits, thread):
         assert wait_for(lambda: any("disk is full" in w for w in waits)), waits
         assert wait_for(lambda: len(reports) == 1), waits  # the next round did it
         assert reports[0].added == len(DOCS) and thread.is_alive()
@@ -181,9 +163,6 @@ def test_the_watcher_survives_a_failed_round_and_a_vanishing_file(tmp_path, toke
         assert wait_for(lambda: len(reports) >= 2), waits
         assert thread.is_alive()
         assert wait_for(lambda: any(r.removed == 1 for r in reports[1:])), reports
-    finally:
-        stop.set()
-        thread.join(10)
     assert contents(idx) == clean_build(tmp_path, fake, docs)
 
 

@@ -1,0 +1,49 @@
+"""A search result: one retrieved chunk with its place (path, lines, heading, page) and every
+score that led to it. ``citation`` is the one spelling of ``path:line``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class _Moved(KeyError):
+    """A chunk id found by one side of a search is gone when its row is read."""
+
+
+@dataclass
+class Result:
+    """One retrieved chunk with every score that led to it.
+
+    ``doc_id`` is the id LangChain sees: the caller's id for a text added through the
+    VectorStore, ``chunk-<chunk_id>`` for a chunk of a folder file. ``start_line`` /
+    ``end_line`` (1-based) and ``heading`` (Markdown/reST heading path) say where it sits;
+    :attr:`citation` is ``path:line``.
+    """
+
+    chunk_id: int
+    text: str
+    path: str
+    ordinal: int
+    start: int
+    end: int
+    page: int | None
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    doc_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    start_line: int | None = None
+    end_line: int | None = None
+    heading: str | None = None
+
+    @property
+    def citation(self) -> str:
+        """``path:line`` (``path:first-last`` for a chunk over several lines)."""
+        if self.start_line is None:
+            return self.path
+        last = f"-{self.end_line}" if self.end_line and self.end_line != self.start_line else ""
+        return f"{self.path}:{self.start_line}{last}"
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "citation": self.citation}

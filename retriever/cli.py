@@ -93,7 +93,7 @@ def embed(texts, as_json, first, **kw):
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @index_option
-@embedder_options
+@embedder_options(index=True)
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Leave out files matching this glob (repeatable).")
 @click.option(
@@ -263,7 +263,7 @@ def repair(index_dir):
     help="Where to write the demo documents.",
 )
 @index_option
-@embedder_options
+@embedder_options(index=True)
 def demo(out, index_dir, **kw):
     """Build data/python-docs from CPython's own docs and index it with the default model."""
     from .demo import write_python_docs

@@ -71,8 +71,27 @@ def log_to_stderr() -> None:
         logger.propagate = False
 
 
-def embedder_options(f):
-    """The embedder settings shared by every command that embeds."""
+# What a new index really gets for the settings its model's retrieval preset sets (`tpr index
+# --help` must not show EmbedderConfig's paper defaults as if they applied).
+_INDEX_DEFAULT = "default: the index's own, else the model's retrieval preset (`tpr models`)"
+
+
+def embedder_options(f=None, *, index: bool = False):
+    """The embedder settings shared by every command that embeds.
+
+    Args:
+        index: for commands that build or sync an index: the prompt, pooling and TP settings
+            then say where a new index's values come from instead of showing the paper's
+            defaults (which apply only to a model without a preset).
+    """
+    if f is None:
+        return lambda g: embedder_options(g, index=index)
+
+    def preset(text: str, paper: str) -> dict:
+        if not index:
+            return {"show_default": True, "help": text}
+        return {"show_default": False, "help": f"{text} ({_INDEX_DEFAULT}, else {paper})."}
+
     options = [
         click.option(
             "--model",
@@ -85,9 +104,8 @@ def embedder_options(f):
             "--prompt",
             "-p",
             default="prompteol",
-            show_default=True,
             type=click.Choice(list(METHODS), case_sensitive=False),
-            help="Prompt method.",
+            **preset("Prompt method", "prompteol"),
         ),
         click.option(
             "--template",
@@ -103,8 +121,7 @@ def embedder_options(f):
         click.option(
             "--tp/--no-tp",
             default=True,
-            show_default=True,
-            help="Token Prepending, or the vanilla prompt.",
+            **preset("Token Prepending, or the vanilla prompt", "on"),
         ),
         click.option("--tp-start", type=int, default=None, help="First TP layer (0-based)."),
         click.option("--tp-exit", type=int, default=None, help="TP stops before this layer."),
@@ -118,7 +135,7 @@ def embedder_options(f):
             "--pooling",
             type=click.Choice(["last", "mean", "last+mean"]),
             default="last",
-            show_default=True,
+            **preset("How the vector is read from the hidden states", "last"),
         ),
         click.option(
             "--htp",

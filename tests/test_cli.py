@@ -55,3 +55,17 @@ def test_errors_are_one_line_messages(tiny_model_dir, tmp_path):
     assert r.exit_code == 1 and "out of range" in r.output
     r = runner.invoke(cli, ["eval", "sts", "--data", str(tmp_path), "--model", str(tiny_model_dir)])
     assert r.exit_code == 1 and "not found" in r.output
+
+
+def test_index_help_shows_where_a_new_index_takes_its_settings():
+    """`tpr index --help` must not show the paper's defaults as what a new index gets (the
+    model's retrieval preset sets prompt, pooling and TP; issue 25)."""
+    from click.testing import CliRunner
+
+    from retriever.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["index", "--help"]).output.split())
+    assert "default: prompteol" not in text and "default: last" not in text
+    assert text.count("retrieval preset") >= 3
+    embed = " ".join(CliRunner().invoke(cli, ["embed", "--help"]).output.split())
+    assert "default: prompteol" in embed  # `tpr embed` does use the paper's defaults

@@ -19,17 +19,13 @@ from .options import (
     embedder_options,
     index_config_of,
     index_option,
-    load_logged,
     parse_meta,
     parse_where,
     ray_options_of,
     resolve_index_dir,
-    safe,
     scale_options,
-    show_info,
-    show_report,
-    show_results,
 )
+from .output import load_logged, safe, show_info, show_report, show_results
 from .search.fusion import FUSIONS
 from .search.request import MODES, SearchRequest
 

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from ..options import Group, config_of, data_option, embedder_options, load_logged
+from ..options import (
+    Group,
+    config_of,
+    data_option,
+    embedder_options,
+)
+from ..output import (
+    load_logged,
+)
 from .systems import encode_systems, system_specs
 
 

@@ -201,7 +201,7 @@ def index_config(
 # model every positive RRF weight loses to BM25, while score fusion with a small dense weight
 # gains a little: BM25's normalised scores dominate and dense only re-orders near-ties.
 # The default model's retrieval preset, written out rather than read from models.py: an entry
-# records what was measured, and tests/test_presets.py fails if the preset drifts from it.
+# records what was measured, and tests/index/test_settings.py fails if the preset drifts from it.
 _PRESET = {
     "model": "gemma3-270m",
     "prompt": "promptreps-passage",

@@ -166,7 +166,7 @@ def converted_tokenizer(path: Path):
     Gemma 3's 262k-entry vocabulary and 515k merges, 3-4 s of a ~10 s start); the tokenizers
     library reads the same file natively in about half that. A conversion's tokenizer.json is
     complete (normalizer, pre-tokenizer, post-processor, added tokens), so ids and offsets come
-    out the same (``tests/test_models.py`` checks both); the special tokens come from the
+    out the same (``tests/embed/test_models.py`` checks both); the special tokens come from the
     tokenizer_config.json written beside it. A user's own directory keeps ``AutoTokenizer``,
     since its tokenizer class may do more than the JSON says.
     """

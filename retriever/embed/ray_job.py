@@ -8,7 +8,8 @@ the indexer commits them a group of files at a time, so a killed job loses at mo
 not yet committed, and the next run embeds only those.
 
 Each actor builds the embedder from the driver's resolved settings, so the vectors and the
-fingerprint are the in-process ones (tests/test_ray.py checks cosine > 0.9999 on a tiny model).
+fingerprint are the in-process ones (tests/index/test_ray.py checks cosine > 0.9999 on a tiny
+model).
 Without an address Ray starts locally with this machine's cores; with one (``auto``,
 ``ray://host:10001``) it joins that cluster, whose nodes need tp-retriever and the model
 installed (README "Scaling out").

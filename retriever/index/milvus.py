@@ -19,7 +19,7 @@ The stamp (meta key ``milvus_synced``: generation and count) says whether the mi
 SQLite. Filters are resolved in SQLite as today (the same chunk id set as a local search) and
 passed to Milvus as ``id in [...]``, so filtered results mean the same on both backends.
 
-Where Milvus differs from the local store (measured in tests/test_milvus.py and
+Where Milvus differs from the local store (measured in tests/index/test_milvus.py and
 benchmarks/milvus_vs_faiss.py): dense search is the same inner product (FLAT, IVF or HNSW);
 BM25 is Milvus's own (its analyzer, k1 = 1.5, b = 0.75, and in Milvus Lite statistics per
 segment), not SQLite FTS5's (Porter stemming, k1 = 1.2), so BM25 scores and near-ties differ;

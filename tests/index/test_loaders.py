@@ -9,7 +9,7 @@ import pytest
 
 from retriever.index.loaders import SkipFile, load, walk
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def test_text_markdown_rst_and_source(tmp_path):

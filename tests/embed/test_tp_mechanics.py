@@ -15,7 +15,7 @@ from torch import nn
 from retriever import EmbedderConfig, TPEmbedder, UnsupportedModelError
 from retriever.embed.backbone import Backbone
 
-from .conftest import ARCHS, LAYERS
+from ..conftest import ARCHS, LAYERS
 
 TEXT = "A man is playing a guitar."
 
@@ -128,7 +128,7 @@ def test_tp_changes_the_embedding_but_not_tokens_before_pst(arch, tiny_models, t
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma3", "gpt2", "mistral"])
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_padding_invariance(arch, pooling, tokenizer):
-    from .conftest import build_model
+    from ..conftest import build_model
 
     # A sliding window shorter than the longest prompt, to exercise local attention + padding.
     model = build_model(arch, len(tokenizer), sliding_window=12)

@@ -1,7 +1,7 @@
 """The engine on a CUDA GPU: fp32 reproduces the CPU reference, bf16 stays close.
 
 Skipped where there is no GPU (CI and the default machine have none); run it on a GPU machine with
-``python -m pytest tests/test_cuda.py`` (``-m slow`` adds the real default model). The tiny
+``python -m pytest tests/embed/test_cuda.py`` (``-m slow`` adds the real default model). The tiny
 models are built on the CPU, so the CPU reference loop of :mod:`tests.test_tp_mechanics` is
 the yardstick for the GPU run of the same weights.
 """
@@ -17,8 +17,8 @@ import torch
 from retriever import EmbedderConfig, TPEmbedder
 from retriever.embed.embedder import _resolve_device
 
-from .conftest import ARCHS, LAYERS, build_model
-from .test_tp_mechanics import TEXT, reference_embedding
+from ..conftest import ARCHS, LAYERS, build_model
+from ..embed.test_tp_mechanics import TEXT, reference_embedding
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

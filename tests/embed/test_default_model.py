@@ -41,7 +41,7 @@ def test_default_model_tokenizer_matches_auto_tokenizer(gemma):
     from transformers import AutoTokenizer
 
     from retriever.embed.models import resolve
-    from tests.test_models import assert_same_tokenizer
+    from tests.embed.test_models import assert_same_tokenizer
 
     auto = AutoTokenizer.from_pretrained(resolve("gemma3-270m").path, local_files_only=True)
     assert_same_tokenizer(auto, gemma.tokenizer)

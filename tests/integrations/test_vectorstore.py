@@ -24,7 +24,7 @@ from retriever.integrations.vectorstore import EmbeddingsAdapter, TPVectorStore
 from retriever.search.filters import Filter
 from retriever.search.searcher import Searcher
 
-from .fakes import VOCAB, FakeEmbedder, FakeLC
+from ..fakes import VOCAB, FakeEmbedder, FakeLC
 
 
 class TestStandardSuite(VectorStoreIntegrationTests):

@@ -23,8 +23,8 @@ from retriever.index.faiss_engine import FaissEngine
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import FAISS_NAME, IndexLockedError, IndexMismatchError, Store
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +296,7 @@ def test_other_faiss_factories_are_built_and_trained(tmp_path, tokenizer, factor
     from retriever.search.filters import Filter
     from retriever.search.searcher import Searcher
 
-    from .fakes import FakeEmbedder
+    from ..fakes import FakeEmbedder
 
     root, idx = tmp_path / "docs", tmp_path / "idx"
     words = ["cat", "dog", "fish", "bird", "tree", "car", "road", "sea", "sky", "book"]
@@ -345,7 +345,7 @@ def test_auto_index_switches_to_ivf_when_it_grows(tmp_path, tokenizer, monkeypat
     from retriever.cli import cli
     from retriever.search.searcher import Searcher
 
-    from .fakes import FakeEmbedder
+    from ..fakes import FakeEmbedder
 
     root, idx = tmp_path / "docs", tmp_path / "idx"
     words = ["cat", "dog", "fish", "bird", "tree", "car", "road", "sea", "sky", "book"]

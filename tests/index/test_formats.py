@@ -12,7 +12,7 @@ from retriever.index.indexer import Indexer
 from retriever.index.loaders import SkipFile, load, walk
 from retriever.index.store import Store
 
-from .fakes import FakeEmbedder
+from ..fakes import FakeEmbedder
 
 W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 A = 'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'

@@ -9,7 +9,7 @@ from retriever.index.indexer import Indexer, IndexOptions
 from retriever.integrations.retriever import TPRetriever
 from retriever.search.searcher import Searcher
 
-from .fakes import FakeEmbedder
+from ..fakes import FakeEmbedder
 
 DOCS = {
     "cats.txt": "cat cat cat sleeps.",
@@ -22,7 +22,7 @@ DOCS = {
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory):
-    from .conftest import make_tokenizer
+    from ..conftest import make_tokenizer
 
     root = tmp_path_factory.mktemp("docs")
     idx = tmp_path_factory.mktemp("idx")

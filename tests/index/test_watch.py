@@ -10,8 +10,8 @@ from retriever.index.indexer import Indexer
 from retriever.index.store import Store
 from retriever.index.watch import snapshot, watch
 
-from .fakes import FakeEmbedder
-from .faults.helpers import wait_for
+from ..fakes import FakeEmbedder
+from ..faults.helpers import wait_for
 
 
 def test_watch_picks_up_edits_new_files_and_deletes(tmp_path, tokenizer):

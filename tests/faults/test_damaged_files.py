@@ -41,7 +41,7 @@ from retriever.integrations.vectorstore import TPVectorStore
 from retriever.search.filters import Filter
 from retriever.search.searcher import Searcher
 
-from .fakes import FakeEmbedder, FakeLC
+from ..fakes import FakeEmbedder, FakeLC
 
 DOCS = {
     "cats.txt": "The cat sat on the mat. A cat and a cat.",
@@ -420,7 +420,7 @@ def test_the_ui_names_a_damaged_index_without_a_traceback(tmp_path, fake, monkey
     _garbage(idx / DB_NAME)
     monkeypatch.setenv("TPR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TPR_INDEX", str(idx))
-    at = AppTest.from_file(str(Path(__file__).parents[1] / "ui" / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).parents[2] / "ui" / "app.py"), default_timeout=60)
     at.run()
     assert not at.exception
     assert "is damaged" in at.error[0].value and "--rebuild" in at.error[0].value

@@ -12,7 +12,7 @@ from retriever.errors import ConfigError, IndexMismatchError
 from retriever.index.indexer import Indexer, IndexOptions
 from retriever.integrations import TPEmbeddings, TPRetriever, TPVectorStore
 
-from .fakes import FakeEmbedder
+from ..fakes import FakeEmbedder
 
 DOCS = {
     "cats.txt": "The cat sat on the mat.",

@@ -16,7 +16,7 @@ from retriever.search.filters import Filter
 from retriever.search.fusion import RRF_K, score_fusion
 from retriever.search.searcher import Searcher, fts_words
 
-from .fakes import FakeEmbedder
+from ..fakes import FakeEmbedder
 
 DOCS = {
     "pets/cats.txt": "cat cat cat sleeps.",

@@ -13,7 +13,7 @@ from retriever.embed.ray_job import RayOptions, embed_texts  # noqa: E402
 from retriever.index.indexer import Indexer, IndexOptions  # noqa: E402
 from retriever.index.store import Store  # noqa: E402
 
-from .test_index import para, write  # noqa: E402
+from ..index.test_index import para, write  # noqa: E402
 
 TEXTS = [
     "The cat sat on the mat.",

@@ -15,7 +15,7 @@ from retriever.index.sparse_terms import encoder_for, query_bag
 from retriever.index.store import Store
 from retriever.search.searcher import Searcher
 
-from .test_index import Counting, write
+from ..index.test_index import Counting, write
 
 TEXTS = {
     "animals.txt": "Cats chase mice through the garden while dogs sleep in the sun.",

@@ -16,8 +16,8 @@ from retriever import EmbedderConfig, TPEmbedder
 from retriever.embed.prompts import METHODS
 from retriever.errors import ConfigError
 
-from .conftest import ARCHS, LAYERS
-from .test_tp_mechanics import assert_batch_equals_single, reference
+from ..conftest import ARCHS, LAYERS
+from ..embed.test_tp_mechanics import assert_batch_equals_single, reference
 
 THREE = "A man is playing a guitar. A woman is slicing an onion. The cat sat on the mat."
 

@@ -20,8 +20,8 @@ from retriever.index.indexer import Indexer, IndexOptions
 from retriever.index.store import FAISS_NAME, Store
 from retriever.search.searcher import Searcher
 
-from .fakes import FakeEmbedder
-from .test_index import (
+from ..fakes import FakeEmbedder
+from ..index.test_index import (
     ROOT,
     Counting,
     check_integrity,
@@ -170,7 +170,7 @@ def _fake_row(fake, i):
 def test_api_texts_reach_milvus(tmp_path, fake):
     from retriever.integrations.vectorstore import TPVectorStore
 
-    from .fakes import FakeLC
+    from ..fakes import FakeLC
 
     _, _, mv = _pair(tmp_path, fake)
     store = TPVectorStore(mv, FakeLC(fake))
@@ -317,7 +317,7 @@ def test_tpr_serve_answers_from_a_milvus_index(tmp_path, tiny_model_dir):
     import sys
 
     pytest.importorskip("fastapi")
-    from .test_server import call, start_serve
+    from ..test_server import call, start_serve
 
     root, home = tmp_path / "docs", tmp_path / "home"
     write(root, TOPICS)

@@ -13,7 +13,7 @@ import torch
 from retriever import ConfigError, EmbedderConfig, EmptyInputError, TemplateError, TPEmbedder
 from retriever.embed.embedder import _sha
 
-from .conftest import LAYERS
+from ..conftest import LAYERS
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +189,10 @@ print(json.dumps({{"fp": e.fingerprint, "pst": e.pst_vector.tolist()}}))
 def test_pst_vector_and_fingerprint_are_the_same_in_another_process(tokenizer):
     from pathlib import Path
 
-    from .conftest import build_model
+    from ..conftest import build_model
 
     here = TPEmbedder(build_model("gemma3", len(tokenizer)), tokenizer, EmbedderConfig(tp_exit=3))
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     out = subprocess.run(
         [sys.executable, "-c", _CHILD.format(root=root)],
         capture_output=True,
@@ -209,7 +209,7 @@ def test_fingerprint_does_not_follow_the_dtype(tokenizer):
     # On an H100 an index built in bf16 (the CUDA default) was refused in fp32: the derived <PST>
     # vector's bytes follow the dtype (Gemma rounds its sqrt(hidden) scale too). bf16 on the CPU
     # shows the same thing without a GPU.
-    from .conftest import build_model
+    from ..conftest import build_model
 
     fp32 = TPEmbedder(build_model("gemma3", len(tokenizer)), tokenizer, EmbedderConfig(tp_exit=3))
     bf16_model = build_model("gemma3", len(tokenizer)).to(torch.bfloat16)

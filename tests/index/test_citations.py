@@ -19,7 +19,7 @@ from retriever.integrations import TPRetriever
 from retriever.search.filters import Filter
 from retriever.search.searcher import Searcher
 
-from .fakes import FakeEmbedder
+from ..fakes import FakeEmbedder
 
 MD = """# Tutorial
 

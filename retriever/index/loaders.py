@@ -96,6 +96,44 @@ BINARY_SUFFIXES = {
 }
 
 
+# Files that are text to a computer but noise to a search: drawings, generated maps, lock files,
+# minified code (an SVG logo ranked third for a question in a docs folder, and SVGs filled the
+# near-duplicate list). Skipped by default with their reason; --include brings any of them back.
+LOCK_FILES = frozenset(
+    {
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "poetry.lock",
+        "pipfile.lock",
+        "uv.lock",
+        "cargo.lock",
+        "gemfile.lock",
+        "composer.lock",
+        "go.sum",
+        "flake.lock",
+    }
+)
+_ASSETS = (
+    ((".svg", ".svgz"), "SVG image (drawing markup)", "*.svg"),
+    ((".js.map", ".mjs.map", ".cjs.map", ".css.map"), "source map (generated)", "*.map"),
+    ((".min.js", ".min.mjs", ".min.css"), "minified code (generated)", "*.min.*"),
+)
+
+
+def asset_reason(name: str) -> str | None:
+    """Why a file is an asset that is not indexed by default, with the way to index it anyway;
+    None for a document."""
+    lower = name.lower()
+    for suffixes, what, pattern in _ASSETS:
+        if lower.endswith(suffixes):
+            return f"{what}: not indexed by default; --include '{pattern}' indexes it"
+    if lower in LOCK_FILES:
+        return f"lock file (generated): not indexed by default; --include '{name}' indexes it"
+    return None
+
+
 class SkipFile(Exception):
     """This file yields no text; ``str(e)`` says why."""
 
@@ -229,6 +267,10 @@ def walk(
             if include and not _matches(rel, include):
                 continue
             if exclude and _matches(rel, exclude):
+                continue
+            asset = asset_reason(name)
+            if asset and not (include and _matches(rel, include)):
+                passed_over(rel, asset)  # an asset, not text to search: unless asked for
                 continue
             if path.is_symlink():
                 try:

@@ -150,3 +150,37 @@ def test_walk_reports_what_it_passes_over_and_never_opens_a_fifo(tmp_path):
     ]
     with pytest.raises(SkipFile, match="not a regular file"):
         load(root / "fifo.txt")  # returns at once: opened non-blocking, checked, refused
+
+
+def test_asset_files_are_skipped_with_their_reason_unless_included(tmp_path, tokenizer):
+    """SVGs, source maps, lock files and minified code are noise to a search (issue 26, item
+    4): skipped by default, listed with the reason and the --include that brings them back."""
+    from retriever.index.indexer import Indexer, IndexOptions
+    from retriever.index.store import Store
+
+    from ..fakes import FakeEmbedder
+
+    root = tmp_path / "docs"
+    (root / "static").mkdir(parents=True)
+    (root / "guide.md").write_text("# Guide\n\nA cat sat on the road.")
+    (root / "static" / "logo.svg").write_text("<svg><text>cat cat cat</text></svg>")
+    (root / "static" / "app.min.js").write_text("var cat=1;")
+    (root / "static" / "app.js.map").write_text('{"sources": ["cat.js"]}')
+    (root / "package-lock.json").write_text('{"name": "cat"}')
+    (root / "sitemap.md").write_text("A map of the cat site.")  # a document, not an asset
+    fake = FakeEmbedder(tokenizer)
+    r = Indexer(fake).sync(root, tmp_path / "idx")
+    skipped = dict(r.skipped)
+    assert set(skipped) == {"static/logo.svg", "static/app.min.js", "static/app.js.map",
+                            "package-lock.json"}  # fmt: skip
+    assert (
+        "SVG image" in skipped["static/logo.svg"]
+        and "--include '*.svg'" in skipped["static/logo.svg"]
+    )
+    assert r.added == 2
+    with Store.open(tmp_path / "idx") as store:
+        rows = {f["path"]: f for f in store.list_files(skipped_only=True)}
+    assert "lock file" in rows["package-lock.json"]["reason"]
+    Indexer(fake, IndexOptions(include=["*.md", "*.svg"])).sync(root, tmp_path / "idx")
+    with Store.open(tmp_path / "idx") as store:  # the logo, asked for
+        assert store.file_by_path("static/logo.svg")["status"] == "indexed"

@@ -38,7 +38,7 @@ def main() -> None:
     index = resolve_index(args.index)
     with Store.open(index) as s:
         config = index_embedder_config(s.meta())
-        chunks = s.chunk_count()
+        chunks = s.rows.chunk_count()
     t = time.perf_counter()
     searcher = Searcher(index, load_embedder(config))
     print(f"index {index}: {chunks} chunks; embedder loaded in {time.perf_counter() - t:.1f}s")

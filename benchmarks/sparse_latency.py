@@ -49,13 +49,13 @@ def build(idx: Path, texts: list[str], rng) -> int:
                     for i, t in enumerate(part)
                 ]
                 row = file_row(f"doc{start}.txt", 0, 0, None, "indexed", chunks=len(part))
-                store.write_file(row, None, chunks)
+                store.rows.write_file(row, None, chunks)
             postings = []
-            for cid, text in zip(store.chunk_ids().tolist(), texts, strict=True):
+            for cid, text in zip(store.rows.chunk_ids().tolist(), texts, strict=True):
                 for w in dict.fromkeys(text.split()):
                     if rng.random() < 0.58:
                         postings.append((cid, w, float(rng.uniform(0.05, 2.9))))
-            store.add_sparse_terms(postings)
+            store.rows.add_sparse_terms(postings)
             rows = len(postings)
         store.set_meta(sparse_scale=1.0)
     return rows

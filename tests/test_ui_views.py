@@ -61,7 +61,7 @@ def test_picker_shows_names_and_tp_table_explains_itself(named_index):
 
 def test_the_map_can_show_the_whole_index(named_index):
     with Store.open(named_index) as store:
-        total = store.chunk_count()
+        total = store.rows.chunk_count()
     at = run_app()
     at.text_input(key="query").input("cat").run()
     at.slider(key="k").set_value(1).run()

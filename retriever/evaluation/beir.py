@@ -161,11 +161,11 @@ class BM25:
                         "tokens": 0,
                         "vector": b"\0\0\0\0",
                     }
-                    store.write_file(
+                    store.rows.write_file(
                         file_row(doc_id, 0, 0, None, "indexed", chunks=1), None, [chunk]
                     )
         self.searcher = Searcher(path)
-        self.doc_of = self.searcher.store.chunk_paths()
+        self.doc_of = self.searcher.store.rows.chunk_paths()
 
     def run(self, queries: dict[str, str], k: int = 100) -> Run:
         return {

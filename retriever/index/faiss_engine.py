@@ -73,7 +73,7 @@ class FaissEngine(Engine):
             stamp
             and (store.path / FAISS_NAME).exists()
             and stamp.get("generation") == store.generation()
-            and stamp.get("ntotal") == store.chunk_count()
+            and stamp.get("ntotal") == store.rows.chunk_count()
         )
 
     def build(self):
@@ -81,12 +81,12 @@ class FaissEngine(Engine):
         trained lists of an intact IVF file of the same shape."""
         store = self.store
         m = store.meta()
-        n = store.chunk_count()
+        n = store.rows.chunk_count()
         d = int(m["dimension"])
         factory = factory_for(m.get("faiss_factory", "Flat"), n)  # older indexes: always Flat
         stamp = self.stamp() or {}
         trained = vectors.reusable_ivf(store.path / FAISS_NAME, stamp.get("sha256"), factory, d)
-        return vectors.build(store.iter_vectors, n, d, factory, trained)
+        return vectors.build(store.rows.iter_vectors, n, d, factory, trained)
 
     def write(self, index=None) -> None:
         """Build (or take) the FAISS index, write it atomically and stamp it in SQLite.
@@ -167,14 +167,14 @@ class FaissEngine(Engine):
             return "damaged (unreadable by FAISS)"
         if sha != self.stamp()["sha256"]:
             return "damaged (its checksum differs from the one recorded when it was written)"
-        want = store.chunk_ids()
+        want = store.rows.chunk_ids()
         ids = vectors.ids_of(index)
         if ids is None or not np.array_equal(ids, want):
             return "ids differ from SQLite"
         if len(want):
             pick = np.random.default_rng().choice(want, min(sample, len(want)), replace=False)
             got = vectors.reconstruct(index, pick)
-            if got is not None and not np.allclose(got, store.vectors(pick), atol=1e-5):
+            if got is not None and not np.allclose(got, store.rows.vectors(pick), atol=1e-5):
                 return "vectors differ from SQLite"
         return None
 
@@ -193,7 +193,7 @@ class FaissEngine(Engine):
         index = self._index if self._generation == before else None
         if index is not None and not vectors.patch(index, removed, added, embedded):
             index = None
-        if index is None or index.ntotal != store.chunk_count():
+        if index is None or index.ntotal != store.rows.chunk_count():
             index = writer.build()
         writer.write(index)
         self.adopt(index, after)
@@ -216,12 +216,12 @@ class FaissEngine(Engine):
         gen = store.generation()
         if gen != self._df_generation:
             self._df, self._df_generation = {}, gen
-            self._n_chunks = store.chunk_count()
+            self._n_chunks = store.rows.chunk_count()
         if self._n_chunks < PRUNE_MIN_CHUNKS or len(words) < 2:
             return words
         for w in words:
             if w not in self._df:
-                self._df[w] = store.fts_df(w)
+                self._df[w] = store.rows.fts_df(w)
         keep = [w for w in words if self._df[w] * 2 <= self._n_chunks] or words
         if self._n_chunks >= COMMON_MIN_CHUNKS:
             keep = [w for w in keep if self._df[w] <= COMMON_FRACTION * self._n_chunks] or keep
@@ -230,11 +230,11 @@ class FaissEngine(Engine):
     def bm25(self, words: list[str], k: int, allowed: np.ndarray | None = None) -> Hits:
         if not words or (allowed is not None and len(allowed) == 0):
             return []
-        return self.store.fts_top(fts_query(self.informative_words(words)), k, allowed)
+        return self.store.rows.fts_top(fts_query(self.informative_words(words)), k, allowed)
 
     def describe(self) -> str:
         factory = self.store.meta_value("faiss_factory")
-        built = factory_for(factory or "Flat", self.store.chunk_count())
+        built = factory_for(factory or "Flat", self.store.rows.chunk_count())
         return f"FAISS {factory}" + (f" = {built}" if built != factory else "")
 
     def state(self, problem: str | None, writer: int | None) -> str:

@@ -251,7 +251,7 @@ class Indexer:
 
     def _plan(self, store: Store, root: Path, report: SyncReport) -> list[tuple]:
         opts = self.options
-        known = store.folder_files()
+        known = store.rows.folder_files()
         seen: set[str] = set()
         todo: list[tuple[FileStat, str, dict | None]] = []
 
@@ -295,7 +295,7 @@ class Indexer:
                 report.skipped.append((f.rel, reason))
                 continue
             if row and row["sha256"] == sha and row["status"] == "indexed":
-                store.touch_file(row["id"], f.size, f.mtime_ns)
+                store.rows.touch_file(row["id"], f.size, f.mtime_ns)
                 report.unchanged += 1
                 continue
             todo.append((f, sha, row))
@@ -310,11 +310,11 @@ class Indexer:
                     keep.append((f, sha, row))
                     continue
                 # A move: same content under a new path. Rename, keep chunks and vectors.
-                store.move_file(old["id"], f.rel, f.size, f.mtime_ns)
+                store.rows.move_file(old["id"], f.rel, f.size, f.mtime_ns)
                 del gone[old["path"]]
                 report.moved += 1
             for row in gone.values():
-                store.delete_file(row["id"])  # chunks go with it (ON DELETE CASCADE)
+                store.rows.delete_file(row["id"])  # chunks go with it (ON DELETE CASCADE)
                 report.removed += 1
             if gone:
                 store.bump_generation()
@@ -330,7 +330,7 @@ class Indexer:
         """
         if store.meta_value("citations") == "complete":
             return
-        missing = store.files_missing_citations()
+        missing = store.rows.files_missing_citations()
         if not missing:
             store.set_meta(citations="complete")
         for file_id, path, sha in missing:
@@ -341,15 +341,15 @@ class Indexer:
             except (SkipFile, OSError):
                 continue
             lines = Lines(doc.text)
-            spans = store.chunk_spans(file_id)
+            spans = store.rows.chunk_spans(file_id)
             with store.atomic():
-                store.set_citations(
+                store.rows.set_citations(
                     [(cid, citation(doc, lines, Span(start, end))) for cid, start, end in spans]
                 )
 
     def _reembed_added(self, store: Store, report: SyncReport) -> None:
         """Re-embed the texts added through the API with the current embedder."""
-        rows = store.added_chunks()
+        rows = store.rows.added_chunks()
         step = max(self.options.group_chunks, 1)
         for i in range(0, len(rows), step):
             part = rows[i : i + step]
@@ -357,7 +357,7 @@ class Indexer:
             vectors = self.embedder.encode([r[1] for r in part]).astype(np.float32, copy=False)
             report.embed_seconds += time.perf_counter() - t
             with store.atomic():
-                store.set_vectors([r[0] for r in part], vectors)
+                store.rows.set_vectors([r[0] for r in part], vectors)
                 store.bump_generation()
             report.chunks += len(part)
 
@@ -366,7 +366,7 @@ class Indexer:
     ) -> None:
         values = file_row(f.rel, f.size, f.mtime_ns, sha, "skipped", reason)
         with store.atomic():
-            if store.write_skip(values, row["id"] if row else None):
+            if store.rows.write_skip(values, row["id"] if row else None):
                 store.bump_generation()
 
     # -- embedding and writing --------------------------------------------------------------
@@ -481,7 +481,7 @@ class Indexer:
                 for r in p.rows:
                     r["vector"] = vectors[k].tobytes()
                     k += 1
-                store.write_file(values, p.row["id"] if p.row else None, p.rows)
+                store.rows.write_file(values, p.row["id"] if p.row else None, p.rows)
                 if p.row:
                     report.updated += 1
                 else:

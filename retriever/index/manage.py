@@ -43,14 +43,14 @@ def info(index_dir: Path, verify: bool = True) -> dict:
             **meta,
             "engine": engine.name,
             "engine_description": engine.describe(),
-            "files": store.file_counts(),
-            "chunks": store.chunk_count(),
+            "files": store.rows.file_counts(),
+            "chunks": store.rows.chunk_count(),
             "faiss_current": problem is None if verify else engine.is_current(),
             "faiss_problem": problem,
             "writer_pid": writer,
         }
         if "sparse_scale" in meta:  # a scan of the postings: only where there are any
-            data["sparse_chunks"] = store.sparse_chunk_count()
+            data["sparse_chunks"] = store.rows.sparse_chunk_count()
         data["faiss_state"] = engine.state(problem, writer) if verify else None
     data["faiss_index"] = factory_for(meta.get("faiss_factory", "Flat"), data["chunks"])
     data["hybrid"] = list(hybrid_default(meta.get("embedder") or {}))
@@ -75,8 +75,8 @@ def list_indexes(home: Path | None = None) -> list[dict]:
                 meta = store.meta()
                 row |= {
                     "model": (meta.get("embedder") or {}).get("model"),
-                    "files": store.file_counts().get("indexed", 0),
-                    "chunks": store.chunk_count(),
+                    "files": store.rows.file_counts().get("indexed", 0),
+                    "chunks": store.rows.chunk_count(),
                     "updated": meta.get("updated"),
                 }
         except TPRError as e:
@@ -90,7 +90,7 @@ def list_indexes(home: Path | None = None) -> list[dict]:
 def files(index_dir: Path, skipped_only: bool = False) -> list[dict]:
     """path, status, reason, chunks and size of each file, by path."""
     with Store.open(index_dir) as store:
-        return store.list_files(skipped_only)
+        return store.rows.list_files(skipped_only)
 
 
 def remove(index_dir: Path, path: str) -> int:
@@ -101,11 +101,11 @@ def remove(index_dir: Path, path: str) -> int:
         IndexLockedError: an index run is writing.
     """
     with _existing_writer(index_dir) as store:
-        row = store.file_by_path(path)
+        row = store.rows.file_by_path(path)
         if row is None:
             raise FileNotInIndexError(f"{path} is not in the index (see `tpr files`)")
         with store.atomic():
-            store.delete_file(row["id"])
+            store.rows.delete_file(row["id"])
             store.bump_generation()
         engine_for(store).sync()
     return int(row["chunks"] or 0)
@@ -148,4 +148,4 @@ def repair(index_dir: Path) -> RepairReport:
         problem = engine.verify()
         if problem is not None:
             engine.repair()
-        return RepairReport(problem, store.chunk_count())
+        return RepairReport(problem, store.rows.chunk_count())

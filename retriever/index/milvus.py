@@ -319,7 +319,7 @@ def sync(store, full: bool = False) -> dict:
     target = store.meta_value("milvus")
     engine = Collection(target)
     stamp = store.meta_value("milvus_synced")
-    gen, n = store.generation(), store.chunk_count()
+    gen, n = store.generation(), store.rows.chunk_count()
     current = bool(stamp and stamp.get("generation") == gen and stamp.get("count") == n)
     if current and not full and engine.exists():
         return {"upserted": 0, "deleted": 0}
@@ -328,14 +328,14 @@ def sync(store, full: bool = False) -> dict:
     # Stale until the end, whatever happens in between; a sync killed half-way is finished by
     # the next one (the id difference), never restarted from nothing.
     store.set_meta(milvus_synced={"generation": None, "count": None})
-    want = {int(i) for i in store.chunk_ids()}
-    have = engine.ids(store.max_chunk_id())
+    want = {int(i) for i in store.rows.chunk_ids()}
+    have = engine.ids(store.rows.max_chunk_id())
     gone, missing = have - want, sorted(want - have)
     engine.delete(gone)
     for i in range(0, len(missing), BATCH):
         part = missing[i : i + BATCH]
-        rows = store.chunk_rows(part)
-        vecs = store.vectors(part)
+        rows = store.rows.chunk_rows(part)
+        vecs = store.rows.vectors(part)
         engine.upsert([_row(rows[cid], vecs[j]) for j, cid in enumerate(part)])
     store.set_meta(milvus_synced={"generation": gen, "count": n})
     return {"upserted": len(missing), "deleted": len(gone)}
@@ -349,14 +349,14 @@ def verify(store, sample: int = 256) -> str | None:
         return f"collection {engine.collection} is missing"
     if not stamp or stamp.get("generation") != store.generation():
         return "missing or stale"
-    want = {int(i) for i in store.chunk_ids()}
-    if engine.ids(store.max_chunk_id()) != want:
+    want = {int(i) for i in store.rows.chunk_ids()}
+    if engine.ids(store.rows.max_chunk_id()) != want:
         return "ids differ from SQLite"
     ids = sorted(want)
     if ids:
         pick = [ids[i] for i in np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(int)]
         got = engine.vectors(pick)
-        mine = store.vectors(pick)
+        mine = store.rows.vectors(pick)
         for j, cid in enumerate(pick):
             if cid not in got or not np.allclose(got[cid], mine[j], atol=1e-6):
                 return "vectors differ from SQLite"

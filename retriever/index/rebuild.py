@@ -34,8 +34,8 @@ def rebuild_aside(indexer, live: Store, root: Path, report, progress, on_progres
         staged.set_meta(generation=int(old.get("generation") or 0) + 1)
         staged.set_meta(**old_engine.renewed())  # every vector changes
         with staged.atomic():
-            staged.continue_chunk_ids(live.max_chunk_id())
-            staged.copy_added_from(live)
+            staged.rows.continue_chunk_ids(live.rows.max_chunk_id())
+            staged.rows.copy_added_from(live.rows)
         indexer._run(staged, root, report, progress, on_progress, fresh=True)
         new_engine = engine_for(staged)
         if new_engine.fill_before_swap:  # readers search it by id: whole before the swap

@@ -70,7 +70,7 @@ def query_bag(encoder: SparseEncoder, embedder, query: str, qvec: np.ndarray) ->
 
 def pending(store) -> bool:
     """Whether any chunk still lacks its sparse words."""
-    return store.sparse_pending()
+    return store.rows.sparse_pending()
 
 
 def catch_up(
@@ -79,11 +79,11 @@ def catch_up(
     """Compute sparse words for every chunk that has none yet; returns how many were done."""
     c, hidden = embedder.config, embedder.backbone.hidden_size
     done, last = 0, -1
-    while rows := store.chunks_without_sparse(last, BATCH):
+    while rows := store.rows.chunks_without_sparse(last, BATCH):
         vecs = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
         bags = encoder.encode([r[1] for r in rows], stored_last_token(vecs, c.pooling, hidden))
         with store.atomic():
-            store.add_sparse_terms(
+            store.rows.add_sparse_terms(
                 [
                     (r[0], w, x)
                     for r, bag in zip(rows, bags, strict=True)
@@ -110,13 +110,13 @@ def idf_weighted(store, bag: dict[str, float]) -> dict[str, float]:
     higher on both train and test (``--max-df 0.5``), and such words pull most of the postings
     table into the sum. Their df is counted only up to that bound.
     """
-    n = store.chunk_count()
+    n = store.rows.chunk_count()
     bound = int(MAX_DF * n)
     out = {}
     for w, x in bag.items():
         if not w or x <= 0:
             continue
-        df = store.sparse_df(w, bound + 1)
+        df = store.rows.sparse_df(w, bound + 1)
         if 0 < df <= bound:
             out[w] = x * float(np.log(n / df))
     return out
@@ -129,4 +129,4 @@ def search(
     bag = idf_weighted(store, bag)
     if not bag or (allowed is not None and len(allowed) == 0):
         return []
-    return store.sparse_top(bag, k, allowed)
+    return store.rows.sparse_top(bag, k, allowed)

@@ -161,7 +161,7 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-class Store(Tables):
+class Store:
     """An index directory. Use :meth:`open` to read and :meth:`writer` to change it.
 
     Args:
@@ -174,6 +174,7 @@ class Store(Tables):
         self._lock_fd: int | None = None
         self.db = sqlite_utils.Database(_sqlite_connect(self.path / DB_NAME, read_only))
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.rows = Tables(self.db)  # every statement against files, chunks, FTS5, sparse terms
         self.identity = file_identity(self.path)
 
     # -- opening ----------------------------------------------------------------------------
@@ -357,6 +358,7 @@ class Store(Tables):
         )
         self.db = sqlite_utils.Database(_sqlite_connect(self.path / DB_NAME, False))
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.rows = Tables(self.db)
         self.db.enable_wal()
         migrations.apply(self.db)
 
@@ -436,6 +438,10 @@ class Store(Tables):
             raise corrupt_error(self.path, e) from None
         if rows != ["ok"]:
             raise corrupt_error(self.path, "; ".join(rows[:3]))
+
+    def atomic(self):
+        """One transaction: everything inside commits together or not at all."""
+        return self.db.atomic()
 
     def close(self) -> None:
         self.db.close()

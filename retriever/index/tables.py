@@ -1,5 +1,6 @@
 """The rows of an index: every SQL statement against ``files``, ``chunks``, their FTS5 table and
-``sparse_terms`` lives in :class:`Tables`, which :class:`~retriever.index.store.Store` inherits.
+``sparse_terms`` lives in :class:`Tables`, which a :class:`~retriever.index.store.Store` holds
+as ``store.rows``.
 
 Nobody else writes SQL against an index (a test walks the package to keep it so): the indexer,
 search, the VectorStore, the evaluations and the UI call these methods. Writes that belong
@@ -58,13 +59,23 @@ def _chunks_of(ids: Sequence[int]) -> Iterator[list[int]]:
 
 
 class Tables:
-    """Row-level access to an index's SQLite database (``self.db``, a sqlite-utils Database)."""
+    """Row-level access to an index's SQLite database, held by its
+    :class:`~retriever.index.store.Store` as ``store.rows``.
 
-    db: object
+    Args:
+        db: the store's sqlite-utils ``Database``.
+    """
+
+    def __init__(self, db):
+        self.db = db
 
     def atomic(self) -> AbstractContextManager:
         """One transaction: everything inside commits together or not at all."""
         return self.db.atomic()
+
+    def _dimension(self) -> int:
+        row = self.db.execute("select value from meta where key = 'dimension'").fetchone()
+        return int(row[0]) if row and row[0] not in (None, "null") else 0
 
     # -- files -----------------------------------------------------------------------------
 
@@ -318,7 +329,7 @@ class Tables:
         """
         ids = [int(i) for i in ids]
         if not ids:
-            return np.zeros((0, int(self.meta_value("dimension") or 0)), dtype=np.float32)
+            return np.zeros((0, int(self._dimension() or 0)), dtype=np.float32)
         rows: dict[int, bytes] = {}
         for part in _chunks_of(ids):
             marks = ",".join("?" * len(part))

@@ -195,7 +195,7 @@ class TPVectorStore(VectorStore):
         with Store.writer(self.index_dir) as store:
             before = store.generation()
             with store.atomic():
-                removed = store.delete_added(ids)
+                removed = store.rows.delete_added(ids)
                 added = []
                 for doc_id, text, meta, vec in zip(ids, texts, meta_json, embedded, strict=True):
                     data = text.encode()
@@ -212,7 +212,7 @@ class TPVectorStore(VectorStore):
                         "vector": vec.tobytes(),
                         "metadata": meta,
                     }
-                    added.append(store.add_text(doc_id, row, chunk))
+                    added.append(store.rows.add_text(doc_id, row, chunk))
                 after = store.bump_generation()
             self._update_engine(store, before, after, removed, added, embedded)
             scale = store.meta_value("sparse_scale")
@@ -236,10 +236,10 @@ class TPVectorStore(VectorStore):
                 )
         with Store.writer(self.index_dir) as store:
             if ids is None:
-                ids = store.added_ids()
+                ids = store.rows.added_ids()
             before = store.generation()
             with store.atomic():
-                removed = store.delete_added(list(ids))
+                removed = store.rows.delete_added(list(ids))
                 if not removed:
                     return True
                 after = store.bump_generation()

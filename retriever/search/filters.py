@@ -331,7 +331,7 @@ def allowed_ids(store, flt: Filter | None) -> np.ndarray | None:
     """Sorted chunk ids passing the filter (None = no filter: every chunk)."""
     if not flt:
         return None
-    rows = store.chunks_where(*filter_sql(flt))
+    rows = store.rows.chunks_where(*filter_sql(flt))
     if flt.path_glob:
         rows = [r for r in rows if fnmatch.fnmatch(r[1], flt.path_glob)]
     if flt.heading:

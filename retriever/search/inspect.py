@@ -93,13 +93,13 @@ class Neighbour:
 
 def chunk_vector(searcher: Searcher, chunk_id: int) -> np.ndarray:
     try:
-        return searcher.store.vectors([chunk_id])[0]
+        return searcher.store.rows.vectors([chunk_id])[0]
     except KeyError:
         raise KeyError(f"no chunk {chunk_id} in this index") from None
 
 
 def _rows(searcher: Searcher, ids: list[int]) -> dict[int, dict]:
-    return searcher.store.chunk_rows(ids)
+    return searcher.store.rows.chunk_rows(ids)
 
 
 def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]:
@@ -117,12 +117,12 @@ def neighbours(searcher: Searcher, chunk_id: int, k: int = 5) -> list[Neighbour]
 
 
 def chunk_by_position(searcher: Searcher, path: str, ordinal: int) -> int | None:
-    return searcher.store.chunk_at(path, ordinal)
+    return searcher.store.rows.chunk_at(path, ordinal)
 
 
 def context(searcher: Searcher, chunk_id: int, radius: int = 1) -> list[dict]:
     """The chunk and its ``radius`` neighbours on each side in the same file, in order."""
-    return searcher.store.chunk_context(chunk_id, radius)
+    return searcher.store.rows.chunk_context(chunk_id, radius)
 
 
 def near_duplicates(
@@ -131,7 +131,7 @@ def near_duplicates(
     """Pairs of different chunks whose cosine similarity is at least ``threshold``."""
     pairs: dict[tuple[int, int], float] = {}
     index = searcher.vector_index
-    for ids, vecs in searcher.store.iter_vectors(batch=2048):
+    for ids, vecs in searcher.store.rows.iter_vectors(batch=2048):
         scores, found = vectors.search_many(index, vecs, per_chunk + 1)
         for a, row_ids, row_s in zip(ids, found, scores, strict=True):
             for b, s in zip(row_ids, row_s, strict=True):
@@ -221,7 +221,7 @@ def pca_map(
     ids = list(dict.fromkeys(chunk_ids))
     kinds = {i: "result" for i in ids}
     if whole_index:
-        every = searcher.store.chunk_ids()
+        every = searcher.store.rows.chunk_ids()
         step = max(1, len(every) // limit)
         for cid in every[::step].tolist():
             kinds.setdefault(cid, "chunk")

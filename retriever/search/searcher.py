@@ -393,7 +393,7 @@ class Searcher:
         return self._results(order, ranked)
 
     def _vectors(self, ids: list[int]) -> np.ndarray:
-        return self.store.vectors(ids)
+        return self.store.rows.vectors(ids)
 
     def _mmr(
         self, qvec: np.ndarray, order: list[tuple[int, float]], k: int, lam: float
@@ -417,7 +417,7 @@ class Searcher:
                 if m:
                     out.append(int(m.group(1)))
                     continue
-                cid = self.store.added_chunk_id(doc_id)
+                cid = self.store.rows.added_chunk_id(doc_id)
                 if cid is not None:
                     out.append(cid)
         return out
@@ -427,7 +427,7 @@ class Searcher:
         if not ids:
             return {}
         with self._lock:
-            rows = self.store.chunk_rows(ids)
+            rows = self.store.rows.chunk_rows(ids)
         for r in rows.values():
             r["doc_id"] = (
                 r["path"].removeprefix(API_PREFIX) if r["status"] == ADDED else f"chunk-{r['id']}"

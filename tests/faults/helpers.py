@@ -39,11 +39,12 @@ def contents(index_dir: Path) -> dict:
     """What an index holds, comparable between two builds: files with status, reason and chunk
     texts, and the vectors rounded."""
     with Store.open(index_dir) as store:
-        files = {r["path"]: (r["status"], r["reason"], r["chunks"]) for r in store.list_files()}
-        ids = [int(i) for i in store.chunk_ids()]
-        rows = store.chunk_rows(ids)
+        table = store.rows
+        files = {r["path"]: (r["status"], r["reason"], r["chunks"]) for r in table.list_files()}
+        ids = [int(i) for i in table.chunk_ids()]
+        rows = table.chunk_rows(ids)
         chunks = sorted((r["path"], r["ordinal"], r["text"]) for r in rows.values())
-        vectors = sorted(tuple(round(float(x), 5) for x in v) for v in store.vectors(ids))
+        vectors = sorted(tuple(round(float(x), 5) for x in v) for v in table.vectors(ids))
     return {"files": files, "chunks": chunks, "vectors": vectors}
 
 

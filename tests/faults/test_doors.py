@@ -197,9 +197,9 @@ def test_watch_keeps_the_index_exclude_patterns(tmp_path, fake):
     with watching(docs, idx, Indexer(fake)) as (reports, waits, _):
         assert wait_for(lambda: bool(reports)) and reports[0].added == 1, (reports, waits)
     with Store.open(idx) as store:
-        assert store.file_by_path("debug.log") is None
-        assert store.file_by_path("new.txt") is not None
+        assert store.rows.file_by_path("debug.log") is None
+        assert store.rows.file_by_path("new.txt") is not None
     # the UI's re-sync and a plain `tpr index` build the indexer the same way
     Indexer(fake).sync(docs, idx)
     with Store.open(idx) as store:
-        assert store.file_by_path("debug.log") is None
+        assert store.rows.file_by_path("debug.log") is None

@@ -69,7 +69,7 @@ def test_malformed_documents_are_skipped_with_a_reason_and_the_folder_indexed(tm
     assert "unreadable DOCX" in skipped["deflate.docx"]
     assert "rootfile" in skipped["norootfile.epub"]
     with Store.open(idx) as store:
-        rows = {f["path"]: f for f in store.list_files()}
+        rows = {f["path"]: f for f in store.rows.list_files()}
     # The sheet's bad shared-string references read as empty cells, as spreadsheets show them.
     assert rows["shared.xlsx"]["status"] == "indexed"
     assert all(rows[p]["status"] == "indexed" for p in DOCS)
@@ -102,7 +102,7 @@ def test_a_latin1_file_name_is_indexed_under_an_escaped_name(tmp_path, fake):
     r = Indexer(fake).sync(docs, idx)
     assert r.added == len(DOCS) + 1 and not r.skipped
     with Store.open(idx) as store:
-        row = store.file_by_path("caf\\xe9 menu.txt")
+        row = store.rows.file_by_path("caf\\xe9 menu.txt")
     assert row is not None and row["status"] == "indexed"
     again = Indexer(fake).sync(docs, idx)
     assert (again.added, again.updated, again.unchanged) == (0, 0, len(DOCS) + 1)
@@ -124,7 +124,7 @@ def test_bad_ignore_lines_are_ignored_as_git_does_and_said_once(tmp_path, fake, 
         Indexer(fake).sync(docs, idx)
     assert r.added == len(DOCS) + 1  # z.txt kept, debug.log still ignored
     with Store.open(idx) as store:
-        assert store.file_by_path("debug.log") is None
+        assert store.rows.file_by_path("debug.log") is None
     said = [m for m in caplog.messages if "no valid pattern" in m]
     assert len(said) == 1 and "'[z-a].txt'" in said[0] and "'!'" in said[0]
 

@@ -109,7 +109,7 @@ def test_a_file_that_vanishes_before_it_is_read_is_skipped_and_the_rest_indexed(
     assert r.added == 3
     assert [p for p, why in r.skipped if "vanished" in why] == ["trees.txt"]
     with Store.open(idx) as store:
-        assert store.file_by_path("trees.txt") is None  # nothing recorded for it
+        assert store.rows.file_by_path("trees.txt") is None  # nothing recorded for it
     again = Indexer(fake).sync(docs, idx)
     assert (again.added, again.removed) == ((1, 0) if rename else (0, 0))
     assert contents(idx) == clean_build(tmp_path, fake, docs)
@@ -180,16 +180,16 @@ def test_a_rebuild_keeps_chunking_selection_factory_and_added_texts(tmp_path, fa
     store.add_texts(["a book about the sea"], ids=["note-1"], metadatas=[{"lang": "en"}])
     store.close()
     with Store.open(idx) as s:
-        before_max = s.max_chunk_id()
+        before_max = s.rows.max_chunk_id()
     Indexer(fake).sync(docs, idx, rebuild=True)  # nothing given: everything kept
     with Store.open(idx) as s:
         meta = s.meta()
         assert meta["chunking"] == {"chunk_size": 40, "overlap": 4}
         assert meta["selection"]["exclude"] == ["*.log"]
         assert meta["faiss_factory"] == "Flat"
-        assert s.file_by_path("noise.log") is None
-        assert s.added_ids() == ["note-1"]
-        assert min(int(i) for i in s.chunk_ids()) > before_max  # ids are never reused
+        assert s.rows.file_by_path("noise.log") is None
+        assert s.rows.added_ids() == ["note-1"]
+        assert min(int(i) for i in s.rows.chunk_ids()) > before_max  # ids are never reused
     assert not (idx / STAGING).exists()
     Indexer(fake, IndexOptions(chunk_size=60)).sync(docs, idx, rebuild=True)
     with Store.open(idx) as s:

@@ -114,7 +114,7 @@ def index(tmp_path, tokenizer):
 def test_every_chunk_knows_its_lines_exactly(index):
     root, idx, _ = index
     with Store.open(idx) as s:
-        rows = s.chunk_rows(s.chunk_ids())
+        rows = s.rows.chunk_rows(s.rows.chunk_ids())
         assert s.meta_value("citations") == "complete"  # later syncs skip the scan for them
     assert rows
     for r in rows.values():
@@ -164,11 +164,11 @@ def test_an_older_index_gets_its_lines_without_re_embedding(index):
         db.execute("update chunks set start_line = null, end_line = null, heading = null")
         db.execute("delete from meta where key = 'citations'")  # recorded since m005
     with Store.open(idx) as s:
-        assert len(s.files_missing_citations()) == 3
+        assert len(s.rows.files_missing_citations()) == 3
     calls = fake.calls
     report = Indexer(fake, IndexOptions()).sync(root, idx)
     assert report.chunks == 0 and fake.calls == calls  # nothing embedded
     with Store.open(idx) as s:
-        assert s.files_missing_citations() == []
-        rows = s.chunk_rows(s.chunk_ids())
+        assert s.rows.files_missing_citations() == []
+        rows = s.rows.chunk_rows(s.rows.chunk_ids())
     assert {r["heading"] for r in rows.values() if r["path"] == "manual.rst"} >= {"Guide > Install"}

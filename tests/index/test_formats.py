@@ -133,7 +133,7 @@ def test_indexing_keeps_slide_numbers(tmp_path, tokenizer):
     pptx(root / "deck.pptx", [["cat slide"], ["dog slide"]])
     Indexer(FakeEmbedder(tokenizer)).sync(root, tmp_path / "idx")
     with Store.open(tmp_path / "idx") as s:
-        rows = s.chunk_rows(s.chunk_ids())
+        rows = s.rows.chunk_rows(s.rows.chunk_ids())
     assert [r["page"] for r in rows.values()] == [1]  # one chunk, starting on slide 1
 
 

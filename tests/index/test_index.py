@@ -394,7 +394,7 @@ def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder)
     write(root, {f"a{i}.txt": para(2, f"first{i}") for i in range(5)})
     Indexer(embedder, IndexOptions(chunk_size=24, group_chunks=2)).sync(root, idx)
     reader = Searcher(idx, embedder)
-    before = reader.store.chunk_count()
+    before = reader.store.rows.chunk_count()
     write(root, {f"b{i}.txt": para(2, f"second{i}") for i in range(5)})
 
     seen = []
@@ -402,7 +402,7 @@ def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder)
     class Watching(Counting):
         def encode(self, texts, **kw):
             # Mid-run: the writer holds the lock; the reader still answers consistently.
-            n = reader.store.chunk_count()
+            n = reader.store.rows.chunk_count()
             files = reader.store.db.execute(
                 "select coalesce(sum(chunks), 0) from files where status = 'indexed'"
             ).fetchone()[0]
@@ -412,7 +412,7 @@ def test_readers_see_a_consistent_index_while_a_writer_works(tmp_path, embedder)
 
     Indexer(Watching(embedder), IndexOptions(chunk_size=24, group_chunks=2)).sync(root, idx)
     assert seen and all(n == files for n, files in seen)  # never a half-written file
-    assert seen[0][0] == before and reader.store.chunk_count() > before
+    assert seen[0][0] == before and reader.store.rows.chunk_count() > before
 
 
 def test_an_index_from_an_older_version_is_upgraded_when_opened(tmp_path, embedder):
@@ -435,7 +435,7 @@ def test_an_index_from_an_older_version_is_upgraded_when_opened(tmp_path, embedd
     os.close(fd)
     with Store.open(idx) as store:
         assert "metadata" in store.db["chunks"].columns_dict
-        assert store.chunk_count() == 1
+        assert store.rows.chunk_count() == 1
 
 
 def test_an_index_stamped_with_the_previous_fingerprint_is_accepted_and_restamped(

@@ -179,8 +179,8 @@ def test_asset_files_are_skipped_with_their_reason_unless_included(tmp_path, tok
     )
     assert r.added == 2
     with Store.open(tmp_path / "idx") as store:
-        rows = {f["path"]: f for f in store.list_files(skipped_only=True)}
+        rows = {f["path"]: f for f in store.rows.list_files(skipped_only=True)}
     assert "lock file" in rows["package-lock.json"]["reason"]
     Indexer(fake, IndexOptions(include=["*.md", "*.svg"])).sync(root, tmp_path / "idx")
     with Store.open(tmp_path / "idx") as store:  # the logo, asked for
-        assert store.file_by_path("static/logo.svg")["status"] == "indexed"
+        assert store.rows.file_by_path("static/logo.svg")["status"] == "indexed"

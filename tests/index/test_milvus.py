@@ -70,7 +70,7 @@ def test_same_results_as_the_local_store_in_every_mode(tmp_path, fake):
     def no_fts(*args, **kw):
         raise AssertionError("a Milvus index searched SQLite FTS5")
 
-    b.store.fts_top = no_fts
+    b.store.rows.fts_top = no_fts
     try:
         for q, want in QUERIES.items():
             for mode in ("dense", "bm25", "hybrid"):
@@ -101,7 +101,7 @@ def test_sync_follows_add_change_delete_move_and_rebuild(tmp_path, fake):
         with Store.open(mv) as s:
             assert milvus.verify(s) is None
             engine = milvus.Collection(s.meta_value("milvus"))
-            return {int(i) for i in s.chunk_ids()}, engine.ids(s.max_chunk_id())
+            return {int(i) for i in s.rows.chunk_ids()}, engine.ids(s.rows.max_chunk_id())
 
     (root / "new.md").write_text("A fish and a bird by the sea.")
     (root / "cats.md").write_text("The cat now reads a book.")
@@ -133,7 +133,7 @@ def test_moving_an_index_to_milvus_re_embeds_nothing(tmp_path, fake):
     assert emb.texts == 0
     with Store.open(idx) as s:
         assert s.meta_value("milvus")["uri"].endswith("elsewhere.db")
-        assert milvus.verify(s) is None and s.chunk_count() == len(TOPICS)
+        assert milvus.verify(s) is None and s.rows.chunk_count() == len(TOPICS)
 
 
 def test_a_lite_file_inside_the_folder_is_refused(tmp_path, fake):
@@ -151,7 +151,7 @@ def test_a_stale_or_damaged_mirror_is_found_and_repaired(tmp_path, fake):
     _, _, mv = _pair(tmp_path, fake)
     with Store.open(mv) as s:
         engine = milvus.Collection(s.meta_value("milvus"))
-        victim = int(s.chunk_ids()[0])
+        victim = int(s.rows.chunk_ids()[0])
     engine.delete([victim])
     engine.upsert([{**_fake_row(fake, 999_999), "id": 999_999}])  # a row SQLite never had
     assert manage.info(mv)["faiss_problem"] == "ids differ from SQLite"
@@ -217,11 +217,11 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path, fake):
     with Store.open(idx) as s:
         assert milvus.verify(s) is None
         engine = milvus.Collection(s.meta_value("milvus"))
-        assert engine.count() == s.chunk_count() == len(engine.ids(s.max_chunk_id()))
-        ids = s.chunk_ids()
+        assert engine.count() == s.rows.chunk_count() == len(engine.ids(s.rows.max_chunk_id()))
+        ids = s.rows.chunk_ids()
         got = engine.vectors([int(i) for i in ids[:20]])
         np.testing.assert_allclose(
-            np.stack([got[int(i)] for i in ids[:20]]), s.vectors(ids[:20]), atol=1e-6
+            np.stack([got[int(i)] for i in ids[:20]]), s.rows.vectors(ids[:20]), atol=1e-6
         )
 
 
@@ -262,7 +262,7 @@ def test_an_interrupted_sync_is_finished_not_restarted(tmp_path, fake):
     _, _, mv = _pair(tmp_path, fake)
     with Store.writer(mv) as s:
         engine = milvus.Collection(s.meta_value("milvus"))
-        ids = [int(i) for i in s.chunk_ids()]
+        ids = [int(i) for i in s.rows.chunk_ids()]
         engine.delete(ids[:2])  # as if a sync was killed before these were upserted
         s.set_meta(milvus_synced={"generation": None, "count": None})
         assert milvus.sync(s) == {"upserted": 2, "deleted": 0}

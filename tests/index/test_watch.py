@@ -41,8 +41,8 @@ def test_watch_picks_up_edits_new_files_and_deletes(tmp_path, tokenizer):
             assert len(reports) == 2
         assert wait_for(lambda: len(reports) == 3) and reports[2].removed == 1
         with Store.open(idx) as s:
-            assert {r["path"] for r in s.list_files()} == {"a.txt", "c.txt"}
-            texts = {r["path"]: r["text"] for r in s.chunk_rows(s.chunk_ids()).values()}
+            assert {r["path"] for r in s.rows.list_files()} == {"a.txt", "c.txt"}
+            texts = {r["path"]: r["text"] for r in s.rows.chunk_rows(s.rows.chunk_ids()).values()}
         assert texts == {"a.txt": "a fish in the sea", "c.txt": "a bird in a tree"}
     finally:
         stop.set()

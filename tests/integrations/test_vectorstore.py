@@ -100,7 +100,7 @@ def test_writes_persist_faiss_and_survive_reopening(tmp_path, fake):
     vs.delete(["2"])
     vs.close()
     with Store.open(tmp_path / "idx") as store:
-        assert FaissEngine(store).is_current() and store.chunk_count() == 2
+        assert FaissEngine(store).is_current() and store.rows.chunk_count() == 2
     again = TPVectorStore(tmp_path / "idx", FakeLC(fake))
     assert again.get_by_ids(["1", "2", "3"]) == [
         Document(id="1", page_content="cat", metadata={"n": 1}),
@@ -218,7 +218,7 @@ def test_api_only_index_takes_the_first_folder_synced(tmp_path, vs, fake):
     (root / "dog.txt").write_text("dog")
     Indexer(fake, IndexOptions(chunk_size=64)).sync(root, tmp_path / "idx")
     with Store.open(tmp_path / "idx") as store:
-        assert store.meta()["root"] == str(root.resolve()) and store.chunk_count() == 2
+        assert store.meta()["root"] == str(root.resolve()) and store.rows.chunk_count() == 2
 
 
 def test_cli_searches_added_texts_with_a_metadata_filter(tmp_path):

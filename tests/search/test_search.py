@@ -107,7 +107,7 @@ def test_fts_follows_updates_and_deletes(index):
     assert "pets/cats.txt" in paths(s.search("fish", mode="bm25"))
     assert "city/books.txt" not in paths(s.search("book", mode="bm25"))
     n_fts = s.store.db.execute("select count(*) from chunks_fts").fetchone()[0]
-    assert n_fts == s.store.chunk_count()
+    assert n_fts == s.store.rows.chunk_count()
 
 
 def test_filters_apply_before_ranking_and_still_return_k(index):
@@ -150,7 +150,7 @@ def test_awkward_queries_never_reach_sqlite_as_syntax(index, query):
     for mode in ("bm25", "hybrid", "dense"):
         res = s.search(query, k=3, mode=mode)
         assert isinstance(res, list)
-    assert s.store.chunk_count() == len(DOCS)
+    assert s.store.rows.chunk_count() == len(DOCS)
 
 
 def test_a_pasted_document_as_query_is_cut_to_max_query_words():

@@ -13,21 +13,17 @@ from .embed.models import catalog
 from .evaluation.commands import eval_group, tune
 from .options import (
     Group,
-    check_days,
-    check_suffix,
     config_of,
     embedder_options,
     index_config_of,
     index_option,
-    parse_meta,
-    parse_where,
     ray_options_of,
+    request_of,
     resolve_index_dir,
     scale_options,
+    search_options,
 )
-from .output import load_logged, safe, show_info, show_report, show_results
-from .search.fusion import FUSIONS
-from .search.request import MODES, SearchRequest
+from .output import load_logged, safe, show_answer, show_info, show_report, show_results
 
 
 @click.group(cls=Group)
@@ -284,110 +280,72 @@ def demo(out, index_dir, **kw):
 @cli.command()
 @click.argument("query")
 @index_option
-@click.option(
-    "-k", type=click.IntRange(1, 10_000), default=5, show_default=True, help="Results to show."
-)
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default="hybrid",
-    show_default=True,
-    help="sparse: the LLM's word weights (an index built with --sparse).",
-)
-@click.option("--path", "path_glob", default=None, help="Only paths matching this glob.")
-@click.option("--heading", default=None, help="Only chunks under headings matching this glob.")
-@click.option(
-    "--type",
-    "suffixes",
-    multiple=True,
-    callback=lambda ctx, param, values: [check_suffix(v) for v in values],
-    help="Only this file type, e.g. .md (repeatable).",
-)
-@click.option(
-    "--since-days",
-    type=float,
-    default=None,
-    callback=lambda ctx, param, value: check_days(value),
-    help="Only files modified in the last N days.",
-)
-@click.option(
-    "--meta",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Only chunks whose stored metadata has KEY equal to VALUE (JSON or text; repeatable).",
-)
-@click.option(
-    "--fusion",
-    type=click.Choice(FUSIONS),
-    default=None,
-    help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores "
-    "(default: the model's measured default, see `tpr info`).",
-)
-@click.option(
-    "--sparse-weight",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Hybrid: add the sparse words as a third side with this weight (index built with "
-    "--sparse; dense and BM25 keep the model's default weights).",
-)
-@click.option(
-    "--where",
-    default=None,
-    metavar="JSON",
-    callback=lambda ctx, param, value: parse_where(value),
-    help='LangChain-style filter: \'{"source": "a.md"}\', \'{"lang": {"$in": ["en", "de"]}}\', '
-    "on source, suffix, modified (epoch seconds), heading, page or stored metadata; "
-    "$eq $ne $in $nin $gt $gte $lt $lte $and $or.",
-)
-@click.option(
-    "--dense-weight",
-    type=click.FloatRange(0, 100),
-    default=None,
-    help="Hybrid: the dense side's weight (BM25 1.0; default: the index's measured one, "
-    "see `tpr info`).",
-)
-@click.option(
-    "--fetch-k",
-    type=click.IntRange(1, 10_000),
-    default=50,
-    show_default=True,
-    help="Candidates taken from each side before fusion or MMR.",
-)
-@click.option("--mmr", is_flag=True, help="Diversify: maximal marginal relevance re-ranking.")
-@click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--min-score", type=float, default=None, help="Drop results below this score.")
+@search_options
 @click.option(
     "--server", default=None, help="Ask a running `tpr serve` (e.g. http://127.0.0.1:8765)."
 )
 @click.option("--json", "as_json", is_flag=True)
-def search(query, index_dir, k, mode, path_glob, heading, suffixes, since_days, meta, fusion, **kw):
+def search(query, index_dir, **kw):
     """Search an index. The embedder is loaded with the settings the index was built with."""
-    from .search.filters import as_filter
     from .search.searcher import Searcher
 
-    where = {"path_glob": path_glob, "heading": heading, "suffixes": list(suffixes),
-             "since_days": since_days, "metadata": parse_meta(meta) or None,
-             "where": kw["where"]}  # fmt: skip
-    request = SearchRequest(
-        query, k=k, mode=mode, filter=as_filter({k: v for k, v in where.items() if v}),
-        fusion=fusion, sparse_weight=kw["sparse_weight"], mmr=kw["mmr"], fetch_k=kw["fetch_k"],
-        weights=None if kw["dense_weight"] is None else {"dense": kw["dense_weight"], "bm25": 1.0},
-        lambda_mult=kw["mmr_lambda"], min_score=kw["min_score"],
-    )  # fmt: skip
+    request = request_of(query, kw)
     if kw["server"]:  # a running `tpr serve`: no model load here
         from .client import remote_search
 
         payload = {"index": index_dir, **request.as_dict()}
         return show_results(remote_search(kw["server"], payload), kw["as_json"])
     # BM25 alone needs no model; MMR compares the stored vectors with the query's.
-    need = mode != "bm25" or kw["mmr"]
+    need = request.mode != "bm25" or request.mmr
     searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
     t = time.perf_counter()
     results = searcher.run(request)
     ms = round((time.perf_counter() - t) * 1000, 1)
-    out = {"query": query, "mode": mode, "ms": ms, "results": [r.as_dict() for r in results]}
+    out = {"query": query, "mode": request.mode, "ms": ms,
+           "results": [r.as_dict() for r in results]}  # fmt: skip
     show_results(out, kw["as_json"])
+
+
+@cli.command()
+@click.argument("question")
+@index_option
+@search_options
+@click.option("--llm", "llm_url", default=None, metavar="URL",
+              help="An OpenAI-compatible endpoint ending in /v1 (Ollama: "
+              "http://127.0.0.1:11434/v1; llama.cpp's server: http://127.0.0.1:8080/v1). An API "
+              "key, if the server needs one, comes from $TPR_LLM_API_KEY only.")  # fmt: skip
+@click.option("--llm-model", default="default", show_default=True,
+              help="The model name the endpoint serves (e.g. llama3.2).")  # fmt: skip
+@click.option("--llm-timeout", type=click.FloatRange(1, 3600), default=120.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The answer, its sources and timings.")
+def ask(question, index_dir, llm_url, llm_model, llm_timeout, as_json, **kw):
+    """Answer QUESTION from the index, citing its sources as [n] (path:lines below)."""
+    from .answer import Endpoint, messages_for, sources_of
+    from .search.searcher import Searcher
+
+    if llm_url is None:
+        raise click.UsageError(
+            "give --llm URL, an OpenAI-compatible endpoint: e.g. `ollama serve` then --llm "
+            "http://127.0.0.1:11434/v1 --llm-model llama3.2 (answering with the index's own "
+            "270M embedding model is not built: it would answer poorly)"
+        )
+    endpoint = Endpoint(llm_url, llm_model, llm_timeout)
+    request = request_of(question, kw)
+    need = request.mode != "bm25" or request.mmr
+    searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
+    t = time.perf_counter()
+    results = searcher.run(request)
+    retrieved = time.perf_counter()
+    if not results:
+        raise click.ClickException(
+            "no source in the index matches this question, so there is nothing to answer from; "
+            "try other words or fewer filters"
+        )
+    sources = sources_of(results)
+    messages = messages_for(question, sources)
+    timings = {"retrieve_ms": round((retrieved - t) * 1000, 1),
+               "prompt_ms": round((time.perf_counter() - retrieved) * 1000, 1)}  # fmt: skip
+    show_answer(endpoint.stream(messages), sources, timings, as_json)
 
 
 @cli.command()

@@ -314,3 +314,120 @@ def ray_options_of(kw: dict):
     from .embed.ray_job import RayOptions
 
     return RayOptions(address=None if address == "local" else address, actors=actors, gpus=gpus)
+
+
+def search_options(f):
+    """Every option of a search (``tpr search``, ``tpr ask``): each a field of
+    :class:`~retriever.search.request.SearchRequest`, built by :func:`request_of`."""
+    from .search.fusion import FUSIONS
+    from .search.request import MODES
+
+    options = [
+        click.option(
+            "-k",
+            type=click.IntRange(1, 10_000),
+            default=5,
+            show_default=True,
+            help="Results to show.",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(MODES),
+            default="hybrid",
+            show_default=True,
+            help="sparse: the LLM's word weights (an index built with --sparse).",
+        ),
+        click.option("--path", "path_glob", default=None, help="Only paths matching this glob."),
+        click.option(
+            "--heading", default=None, help="Only chunks under headings matching this glob."
+        ),
+        click.option(
+            "--type",
+            "suffixes",
+            multiple=True,
+            callback=lambda ctx, param, values: [check_suffix(v) for v in values],
+            help="Only this file type, e.g. .md (repeatable).",
+        ),
+        click.option(
+            "--since-days",
+            type=float,
+            default=None,
+            callback=lambda ctx, param, value: check_days(value),
+            help="Only files modified in the last N days.",
+        ),
+        click.option(
+            "--meta",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Only chunks whose stored metadata has KEY equal to VALUE (JSON or text; "
+            "repeatable).",
+        ),
+        click.option(
+            "--fusion",
+            type=click.Choice(FUSIONS),
+            default=None,
+            help="Hybrid: reciprocal rank fusion, or a sum of min-max normalised scores "
+            "(default: the model's measured default, see `tpr info`).",
+        ),
+        click.option(
+            "--sparse-weight",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="Hybrid: add the sparse words as a third side with this weight (index built with "
+            "--sparse; dense and BM25 keep the model's default weights).",
+        ),
+        click.option(
+            "--where",
+            default=None,
+            metavar="JSON",
+            callback=lambda ctx, param, value: parse_where(value),
+            help='LangChain-style filter: \'{"source": "a.md"}\', '
+            '\'{"lang": {"$in": ["en", "de"]}}\', '
+            "on source, suffix, modified (epoch seconds), heading, page or stored metadata; "
+            "$eq $ne $in $nin $gt $gte $lt $lte $and $or.",
+        ),
+        click.option(
+            "--dense-weight",
+            type=click.FloatRange(0, 100),
+            default=None,
+            help="Hybrid: the dense side's weight (BM25 1.0; default: the index's measured one, "
+            "see `tpr info`).",
+        ),
+        click.option(
+            "--fetch-k",
+            type=click.IntRange(1, 10_000),
+            default=50,
+            show_default=True,
+            help="Candidates taken from each side before fusion or MMR.",
+        ),
+        click.option(
+            "--mmr", is_flag=True, help="Diversify: maximal marginal relevance re-ranking."
+        ),
+        click.option("--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True),
+        click.option(
+            "--min-score", type=float, default=None, help="Drop results below this score."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def request_of(query: str, kw: dict):
+    """The :class:`~retriever.search.request.SearchRequest` that :func:`search_options` say
+    (the options are popped from ``kw``)."""
+    from .search.filters import as_filter
+    from .search.request import SearchRequest
+
+    where = {"path_glob": kw.pop("path_glob"), "heading": kw.pop("heading"),
+             "suffixes": list(kw.pop("suffixes")), "since_days": kw.pop("since_days"),
+             "metadata": parse_meta(kw.pop("meta")) or None, "where": kw.pop("where")}  # fmt: skip
+    dense = kw.pop("dense_weight")
+    return SearchRequest(
+        query, k=kw.pop("k"), mode=kw.pop("mode"),
+        filter=as_filter({k: v for k, v in where.items() if v}),
+        fusion=kw.pop("fusion"), sparse_weight=kw.pop("sparse_weight"), mmr=kw.pop("mmr"),
+        fetch_k=kw.pop("fetch_k"), weights=None if dense is None else {"dense": dense, "bm25": 1.0},
+        lambda_mult=kw.pop("mmr_lambda"), min_score=kw.pop("min_score"),
+    )  # fmt: skip

@@ -122,3 +122,36 @@ def show_info(index_dir, data: dict) -> None:
     if "sparse_scale" in data:
         click.echo(f"sparse      {data['sparse_chunks']} chunks with LLM sparse words")
     click.echo(f"created     {data.get('created')}  updated {data.get('updated')}")
+
+
+def show_answer(pieces, sources, timings: dict, as_json: bool) -> None:
+    """Stream an answer to the terminal as it comes, then its sources (``[n] path:lines §
+    heading``) and any ``[n]`` it cited that names no source; ``--json`` prints it all at the
+    end."""
+    from .answer import unknown_citations
+
+    t = time.perf_counter()
+    parts = []
+    for piece in pieces:
+        parts.append(piece)
+        if not as_json:
+            click.echo(safe(piece), nl=False)
+    answer = "".join(parts)
+    timings = {**timings, "llm_ms": round((time.perf_counter() - t) * 1000, 1)}
+    unknown = unknown_citations(answer, sources)
+    if as_json:
+        click.echo(json.dumps({"answer": answer, "sources": [s.as_dict() for s in sources],
+                               "unknown_citations": unknown, "timings": timings}))  # fmt: skip
+        return
+    click.echo("\n\nSources:")
+    for s in sources:
+        heading = f" § {s.heading}" if s.heading else ""
+        click.echo(safe(f"[{s.n}] {s.citation}{heading}"))
+    if unknown:
+        shown = ", ".join(f"[{n}]" for n in unknown)
+        click.echo(f"warning: the answer cites {shown}, which is not among the sources", err=True)
+    click.echo(
+        f"(retrieval {timings['retrieve_ms']:.0f} ms, prompt {timings['prompt_ms']:.0f} ms, "
+        f"LLM {timings['llm_ms'] / 1000:.1f} s)",
+        err=True,
+    )

@@ -1,0 +1,136 @@
+"""`tpr ask` (issue 26, item 1): retrieval, numbered sources in the prompt, the answer streamed
+from an OpenAI-compatible endpoint, and the sources printed as path:lines. The endpoint is a
+fake server on 127.0.0.1 (streamed as server-sent events, or plain JSON); the index is real,
+built with the tiny local model."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from retriever.embed.embedder import TPEmbedder
+from retriever.index.indexer import Indexer, IndexOptions
+
+from .faults.helpers import folder, run
+
+ANSWER = ["The cat ", "sat on the mat ", "[1]", ". Dogs chase cars [2][7]."]
+
+
+class FakeLLM(BaseHTTPRequestHandler):
+    mode = "stream"
+    seen: ClassVar[list[dict]] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeLLM.seen.append({"path": self.path, "body": body,
+                             "auth": self.headers.get("Authorization")})  # fmt: skip
+        if self.mode == "refuse":
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b'{"error": "bad key"}')
+            return
+        if self.mode == "slow":
+            time.sleep(3)
+        if self.mode == "stream" and body.get("stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in ANSWER:
+                event = {"choices": [{"delta": {"content": piece}}]}
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        reply = {"choices": [{"message": {"role": "assistant", "content": "".join(ANSWER)}}]}
+        self.wfile.write(json.dumps(reply).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def llm():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeLLM.seen, FakeLLM.mode = [], "stream"
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("ask")
+    docs = folder(tmp / "docs", {"cats.md": "# Pets\n\nThe cat sat on the mat.\nCats purr.\n",
+                                 "dogs.txt": "Dogs chase cars down the road."})  # fmt: skip
+    emb = TPEmbedder.load(model=str(tiny_model_dir), tp_exit=3)
+    Indexer(emb, IndexOptions(chunk_size=48)).sync(docs, tmp / "idx")
+    return tmp / "idx"
+
+
+def ask(index, url, *more):
+    return run("ask", "where did the cat sit", "--index", index, "--llm", url,
+               "--llm-model", "fake-7b", "--mode", "bm25", *more)  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["stream", "plain"])
+def test_the_answer_comes_from_the_sources_and_cites_them(index, llm, mode, monkeypatch):
+    FakeLLM.mode = mode
+    monkeypatch.setenv("TPR_LLM_API_KEY", "sk-local-test")
+    r = ask(index, llm)
+    assert r.exit_code == 0, r.output
+    sent = FakeLLM.seen[0]
+    assert sent["path"] == "/v1/chat/completions" and sent["body"]["model"] == "fake-7b"
+    assert sent["body"]["stream"] is True and sent["auth"] == "Bearer sk-local-test"
+    prompt = sent["body"]["messages"][1]["content"]
+    assert "The cat sat on the mat." in prompt and "[1] cats.md:1-4 § Pets" in prompt
+    assert "Question: where did the cat sit" in prompt
+    assert "".join(ANSWER) in r.stdout  # streamed pieces, or the plain body, in full
+    assert "[1] cats.md:1-4 § Pets" in r.stdout.split("Sources:")[1]
+    assert "cites [7], which is not among the sources" in r.output  # flagged, never hidden
+    assert "sk-local-test" not in r.output
+
+
+def test_json_gives_the_answer_sources_and_timings(index, llm):
+    r = ask(index, llm, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["answer"] == "".join(ANSWER) and out["unknown_citations"] == [7]
+    assert out["sources"][0]["citation"] == "cats.md:1-4"
+    assert {"retrieve_ms", "prompt_ms", "llm_ms"} <= set(out["timings"])
+
+
+def test_a_bad_endpoint_a_refusal_a_timeout_and_no_sources_are_one_line_each(index, llm):
+    from .ui_server import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    cases = [
+        (ask(index, closed), "cannot reach the LLM at"),
+        (ask(index, "ollama"), "is not an endpoint URL"),
+    ]
+    FakeLLM.mode = "refuse"
+    cases.append((ask(index, llm), "refused the request (HTTP 401"))
+    FakeLLM.mode = "slow"
+    cases.append((ask(index, llm, "--llm-timeout", "1"), "did not answer within 1 s"))
+    FakeLLM.mode = "stream"
+    nothing = run("ask", "zebra quantum", "--index", index, "--llm", llm, "--mode", "bm25")
+    cases.append((nothing, "nothing to answer from"))
+    for r, message in cases:
+        assert r.exit_code == 1 and message in r.output, r.output
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 2
+    no_llm = run("ask", "cat", "--index", index)
+    assert no_llm.exit_code == 2 and "--llm URL" in no_llm.output
+
+
+def test_ask_takes_every_search_option(index, llm):
+    r = ask(index, llm, "--type", ".txt", "-k", "1", "--json")
+    assert r.exit_code == 0, r.output
+    assert [s["citation"].split(":")[0] for s in json.loads(r.stdout)["sources"]] == ["dogs.txt"]

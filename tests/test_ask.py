@@ -134,3 +134,15 @@ def test_ask_takes_every_search_option(index, llm):
     r = ask(index, llm, "--type", ".txt", "-k", "1", "--json")
     assert r.exit_code == 0, r.output
     assert [s["citation"].split(":")[0] for s in json.loads(r.stdout)["sources"]] == ["dogs.txt"]
+
+
+def test_the_langchain_answer_function_returns_the_answer_and_its_documents(index, llm):
+    from retriever.integrations.answer import answer
+    from retriever.integrations.retriever import TPRetriever
+
+    retriever = TPRetriever.from_index(index, k=2, mode="bm25")
+    out = answer(retriever, "where did the cat sit", llm, model="fake-7b", k=1)
+    assert out["answer"] == "".join(ANSWER) and out["unknown_citations"] == [2, 7]
+    assert [d.metadata["citation"] for d in out["sources"]] == ["cats.md:1-4"]
+    assert "[1] cats.md:1-4 § Pets" in FakeLLM.seen[-1]["body"]["messages"][1]["content"]
+    retriever.searcher.close()

@@ -380,15 +380,27 @@ def watch(path, index_dir, interval, debounce):
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 exposes it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option("--max-concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
-def serve(indexes, host, port, max_concurrency):
-    """Serve search over HTTP (POST /search, GET /indexes, /health, /docs); models load once."""
+@click.option(
+    "--llm",
+    "llm_url",
+    default=None,
+    metavar="URL",
+    help="The OpenAI-compatible endpoint POST /ask answers with (see tpr ask).",
+)
+@click.option("--llm-model", default="default", show_default=True)  # fmt: skip
+def serve(indexes, host, port, max_concurrency, llm_url, llm_model):
+    """Serve search over HTTP (POST /search, POST /ask, GET /indexes, /health, /docs); models
+    load once."""
     import uvicorn
 
+    from .answer import Endpoint
     from .server import create_app, served_indexes
 
+    llm = Endpoint(llm_url, llm_model) if llm_url else None
     chosen = served_indexes(indexes)
     click.echo(f"loading {len(chosen)} index(es): {', '.join(sorted(chosen))} ...", err=True)
-    app = create_app(chosen, max_concurrency=max_concurrency, load=load_logged, preload=True)
+    app = create_app(chosen, max_concurrency=max_concurrency, load=load_logged, preload=True,
+                     llm=llm)  # fmt: skip
     click.echo(f"serving on http://{host}:{port} (API docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -39,7 +39,7 @@ from .search.filters import (
     as_filter,
 )
 from .search.fusion import FUSIONS
-from .search.request import MAX_K, MODES, SearchRequest
+from .search.request import MAX_K, MODES, SEARCH_FIELDS, SearchRequest
 from .search.searcher import Searcher
 
 
@@ -93,8 +93,14 @@ class SearchIn(BaseModel):
 
     def to_request(self) -> SearchRequest:
         """The one request the Searcher takes (every field, the filter made a Filter)."""
-        fields = self.model_dump(exclude={"index", "filter"})
+        fields = self.model_dump(include=set(SEARCH_FIELDS) - {"filter"})
         return SearchRequest(filter=self.filter.to_filter() if self.filter else None, **fields)
+
+
+class AskIn(SearchIn):
+    """A question: every search field (``query`` is the question), and ``stream``."""
+
+    stream: bool = Field(False, description="server-sent events instead of one JSON body")
 
 
 class _Searchers:
@@ -148,10 +154,13 @@ def create_app(
     queue_timeout: float = 30.0,
     load=None,
     preload: bool = False,
+    llm=None,
 ) -> FastAPI:
     """The API over ``indexes`` (name -> directory).
 
     Args:
+        llm: the :class:`~retriever.answer.Endpoint` that ``POST /ask`` answers with (fixed
+            when the server starts, never taken from a request); None: /ask is a 503.
         max_concurrency: searches running at once; the rest wait.
         queue_timeout: seconds a request waits for a slot before a 503.
         load: loads an embedder from a config (default
@@ -222,9 +231,8 @@ def create_app(
             )
         return out
 
-    @app.post("/search")
-    def search(req: SearchIn) -> dict:
-        """Top-k chunks for a query, with citations and every score."""
+    def run(req: SearchIn):
+        """(index name, results, ms) of a search, within the concurrency limit."""
         name = pool.name_of(req.index)
         if not slots.acquire(timeout=queue_timeout):
             raise HTTPException(503, "too many searches at once; retry shortly")
@@ -236,9 +244,14 @@ def create_app(
             except IndexMismatchError:  # rebuilt with another embedder: load that one, once
                 pool.forget(name)
                 results = pool.get(name).run(request)
-            ms = (time.perf_counter() - t) * 1000
+            return name, results, (time.perf_counter() - t) * 1000
         finally:
             slots.release()
+
+    @app.post("/search")
+    def search(req: SearchIn) -> dict:
+        """Top-k chunks for a query, with citations and every score."""
+        name, results, ms = run(req)
         return {
             "query": req.query,
             "index": name,
@@ -246,6 +259,43 @@ def create_app(
             "ms": round(ms, 1),
             "results": [r.as_dict() for r in results],
         }
+
+    @app.post("/ask")
+    def ask(req: AskIn):
+        """An answer from the index's sources, citing them as [n]: plain JSON, or server-sent
+        events with ``stream: true`` (``sources`` first, then ``delta`` pieces, then
+        ``done`` with any unknown citations)."""
+        from fastapi.responses import StreamingResponse
+
+        from .answer import messages_for, sources_of, unknown_citations
+
+        if llm is None:
+            raise HTTPException(503, "this server has no LLM: start it with tpr serve --llm URL")
+        _, results, ms = run(req)
+        if not results:
+            raise HTTPException(404, "no source in the index matches this question")
+        sources = sources_of(results)
+        pieces = llm.stream(messages_for(req.query, sources))
+        listed = [x.as_dict() for x in sources]
+        if not req.stream:
+            text = "".join(pieces)
+            return {"answer": text, "sources": listed, "retrieve_ms": round(ms, 1),
+                    "unknown_citations": unknown_citations(text, sources)}  # fmt: skip
+
+        def events():
+            yield f"data: {json.dumps({'sources': listed})}\n\n"
+            parts = []
+            try:
+                for piece in pieces:
+                    parts.append(piece)
+                    yield f"data: {json.dumps({'delta': piece})}\n\n"
+            except TPRError as e:  # the LLM failed mid-answer: say so in the stream
+                yield f"data: {json.dumps({'error': str(e)})}\n\n"
+                return
+            unknown = unknown_citations("".join(parts), sources)
+            yield f"data: {json.dumps({'done': True, 'unknown_citations': unknown})}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     app.state.searchers = pool
     return app

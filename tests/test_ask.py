@@ -146,3 +146,33 @@ def test_the_langchain_answer_function_returns_the_answer_and_its_documents(inde
     assert [d.metadata["citation"] for d in out["sources"]] == ["cats.md:1-4"]
     assert "[1] cats.md:1-4 § Pets" in FakeLLM.seen[-1]["body"]["messages"][1]["content"]
     retriever.searcher.close()
+
+
+def test_post_ask_on_the_server_plain_and_streamed(index, llm):
+    import os
+    import urllib.request
+
+    from .test_server import call, start_serve
+
+    with start_serve(dict(os.environ), "--index", str(index), "--llm", llm,
+                     "--llm-model", "fake-7b") as (url, _):  # fmt: skip
+        status, body = call(url + "/ask", {"query": "where did the cat sit", "mode": "bm25"})
+        assert status == 200, body
+        assert body["answer"] == "".join(ANSWER) and body["unknown_citations"] == [7]
+        assert body["sources"][0]["citation"] == "cats.md:1-4"
+        req = urllib.request.Request(
+            url + "/ask",
+            json.dumps({"query": "where did the cat sit", "mode": "bm25", "stream": True}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert "text/event-stream" in r.headers["Content-Type"]
+            events = [json.loads(line[5:]) for line in r.read().decode().splitlines()
+                      if line.startswith("data:")]  # fmt: skip
+        assert events[0]["sources"][0]["citation"] == "cats.md:1-4"
+        assert "".join(e["delta"] for e in events if "delta" in e) == "".join(ANSWER)
+        assert events[-1] == {"done": True, "unknown_citations": [7]}
+        assert call(url + "/ask", {"query": "zebra quantum", "mode": "bm25"})[0] == 404
+    with start_serve(dict(os.environ), "--index", str(index)) as (url, _):
+        status, body = call(url + "/ask", {"query": "cat", "mode": "bm25"})
+        assert status == 503 and "--llm URL" in body["detail"]

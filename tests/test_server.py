@@ -52,11 +52,11 @@ def server(tmp_path_factory, tiny_model_dir):
 
 
 @contextlib.contextmanager
-def start_serve(env: dict):
-    """``python -m retriever serve`` on a free port, up and healthy; yields (url, port)."""
+def start_serve(env: dict, *args: str):
+    """``python -m retriever serve [ARGS]`` on a free port, up and healthy; yields (url, port)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "retriever", "serve", "--port", str(port)],
+        [sys.executable, "-m", "retriever", "serve", "--port", str(port), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

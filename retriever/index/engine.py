@@ -50,8 +50,11 @@ class Engine(ABC):
     # readers rebuild from SQLite while it is stale).
     fill_before_swap: ClassVar[bool] = False
 
-    def __init__(self, store):
+    def __init__(self, store, key: object = None):
         self.store = store
+        # what names this engine's place in the index's meta (engines.engine_key): a reader
+        # chooses its engine again when the index's key no longer matches
+        self.key = key
 
     # -- searching ------------------------------------------------------------------------
 
@@ -79,17 +82,10 @@ class Engine(ABC):
     def sync_if_free(self) -> bool:
         """:meth:`sync` for a reader: only when no writer is at work (a writer syncs itself
         when it finishes). False when one is."""
-        store = self.store
-        if store._lock_fd is not None:
-            self.sync()
-            return True
-        if not store.try_lock():
-            return False
-        try:
-            self.sync()
-        finally:
-            store._release()
-        return True
+        with self.store.lock.if_free() as held:
+            if held:
+                self.sync()
+            return held
 
     @abstractmethod
     def verify(self) -> str | None:

@@ -21,7 +21,7 @@ from ..errors import (
     TPRError,
 )
 
-DB_NAME = "index.db"
+DB_NAME = "index.db"  # an index's SQLite file (re-exported by .store)
 
 
 def corrupt_error(path: Path, cause: object) -> IndexCorruptError:
@@ -71,7 +71,7 @@ def db_error(path: Path, cause: BaseException) -> TPRError:
         return corrupt_error(path, cause)
     if primary == sqlite3.SQLITE_FULL:
         return disk_full_error(path, cause)
-    if primary in _READ_ONLY_CODES and not _writable(path):
+    if primary in _READ_ONLY_CODES and not writable(path):
         return read_only_error(path)
     return IndexIOError(
         f"index {path}: SQLite could not complete the request ({cause}); this is not damage to "
@@ -99,7 +99,7 @@ def read_only_error(path: Path) -> IndexReadOnlyError:
     )
 
 
-def _writable(path: Path) -> bool:
+def writable(path: Path) -> bool:
     """Whether the index directory (and its database) can be written: ``access`` reports a
     read-only file system (EROFS) even to root."""
     path = Path(path)

@@ -18,6 +18,7 @@ in ``benchmarks/bm25_pruning.py``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -136,14 +137,11 @@ class FaissEngine(Engine):
                 damaged,
                 DB_NAME,
             )
-        if store._lock_fd is None and store.try_lock():  # persist unless a writer is at work
-            try:
-                if self.stamp() == stamp:
-                    self.write(index)
-            except (OSError, sqlite3.Error):
-                pass  # read-only index directory: rebuild in memory each time
-            finally:
-                store._release()
+        if not store.lock.writing:  # a writer writes the file itself at the end of its run
+            with store.lock.if_free() as held:  # persist unless another writer is at work
+                if held and self.stamp() == stamp:
+                    with contextlib.suppress(OSError, sqlite3.Error):
+                        self.write(index)
         return index
 
     @property

@@ -35,7 +35,7 @@ def info(index_dir: Path, verify: bool = True) -> dict:
         meta = store.meta()
         if verify:
             store.check_integrity()
-        writer = store.lock_holder()
+        writer = store.lock.holder()
         engine = engine_for(store, meta)
         problem = engine.verify() if verify else None
         data = {

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -39,11 +38,13 @@ from ..errors import (
     TPRError,
 )
 from .failures import (
-    _writable,
+    DB_NAME,
     corrupt_error,
     db_error,
     read_only_error,
+    writable,
 )
+from .lock import LOCK_NAME, WriterLock
 from .migrations import migrations
 from .tables import ADDED, API_PREFIX, Tables, now  # noqa: F401 (re-exported)
 
@@ -51,7 +52,7 @@ from .tables import ADDED, API_PREFIX, Tables, now  # noqa: F401 (re-exported)
 # ``files`` row each, with status ADDED and a path of API_PREFIX + their id (see .tables). A walk
 # never yields such a path (relative paths have no "//"), so they cannot collide with folder
 # files, and a folder sync leaves them alone.
-DB_NAME, FAISS_NAME, FAISS_META, LOCK_NAME = "index.db", "vectors.faiss", "vectors.json", "lock"
+FAISS_NAME, FAISS_META = "vectors.faiss", "vectors.json"
 # Where ``tpr index --rebuild`` builds the new index before it takes the old one's place.
 STAGING = "rebuild.tmp"
 # Every file an index directory may hold (vectors.json is the stamp file of older versions; the
@@ -171,7 +172,9 @@ class Store:
     def __init__(self, path: Path, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
-        self._lock_fd: int | None = None
+        self.lock = WriterLock(self.path)
+        # the settings a damaged index.db still held, when --rebuild moved it aside
+        self.salvaged: dict | None = None
         self.db = sqlite_utils.Database(_sqlite_connect(self.path / DB_NAME, read_only))
         self.db.execute("PRAGMA foreign_keys = ON")
         self.rows = Tables(self.db)  # every statement against files, chunks, FTS5, sparse terms
@@ -201,7 +204,7 @@ class Store:
             )
         if db_file.stat().st_size == 0:
             raise corrupt_error(path, "the file is empty (0 bytes)")
-        store = cls._connect(path, read_only=not _writable(path))
+        store = cls._connect(path, read_only=not writable(path))
         try:
             store._check_tables()
             if migrations.pending(store.db):
@@ -253,7 +256,7 @@ class Store:
         # An index from an older version: upgrade it in place (migrations only add tables
         # and columns), under the writer lock so no sync runs meanwhile.
         try:
-            self._acquire()
+            self.lock.acquire()
             self.db.enable_wal()
             migrations.apply(self.db)
         except IndexLockedError:
@@ -264,7 +267,7 @@ class Store:
                 "run `tpr index` on it with write access"
             ) from None
         finally:
-            self._release()
+            self.lock.release()
 
     @classmethod
     def writer(cls, path: Path, recover: bool = False, create: bool = True) -> Store:
@@ -291,7 +294,7 @@ class Store:
             raise IndexNotFoundError(
                 f"no index at {path}: build one with `tpr index FOLDER --index {path}`"
             )
-        if (db_file.exists() or path.is_dir()) and not _writable(path):
+        if (db_file.exists() or path.is_dir()) and not writable(path):
             raise read_only_error(path)
         if path.is_dir() and not db_file.exists():
             others = sorted(p.name for p in path.iterdir() if p.name not in INDEX_FILES)
@@ -310,7 +313,7 @@ class Store:
         emptied = db_file.is_file() and db_file.stat().st_size == 0 and (path / FAISS_NAME).exists()
         store = cls._connect(path)
         try:
-            store._acquire()
+            store.lock.acquire()
         except TPRError:
             store.db.close()
             raise
@@ -362,62 +365,6 @@ class Store:
         self.db.enable_wal()
         migrations.apply(self.db)
 
-    def _acquire(self) -> None:
-        try:
-            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise db_error(self.path, e) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise IndexLockedError(
-                f"index {self.path} is locked by PID {holder} (another `tpr index` is writing); "
-                "wait for it to finish, or stop that process"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
-
-    def _release(self) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def try_lock(self) -> bool:
-        """Take the writer lock if it is free (True), without waiting."""
-        if self._lock_fd is not None:
-            return True
-        try:
-            self._acquire()
-        except (IndexLockedError, OSError):
-            return False
-        return True
-
-    def lock_holder(self) -> int | None:
-        """The PID of the process writing to this index right now, or None.
-
-        Probes with a shared lock, which conflicts only with a writer's exclusive one.
-        """
-        if self._lock_fd is not None:
-            return os.getpid()
-        try:
-            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
     def replace_with(self, other: Store) -> None:
         """Make this index's database a copy of ``other``'s, in one transaction (SQLite's backup
         API): a reader sees the old content until the commit and the new after it, and a
@@ -445,7 +392,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-        self._release()
+        self.lock.release()
 
     def __enter__(self) -> Store:
         return self

@@ -12,7 +12,7 @@ import pytest
 from retriever.errors import IndexDiskFullError, IndexReadOnlyError, NotAnIndexError
 from retriever.index import manage
 from retriever.index.indexer import Indexer
-from retriever.index.store import DB_NAME
+from retriever.index.store import DB_NAME, FAISS_NAME
 from retriever.search.searcher import Searcher
 
 from ..fakes import FakeEmbedder
@@ -105,6 +105,20 @@ def test_a_read_only_index_is_searchable_and_refuses_writes_by_name(tmp_path, fa
         with pytest.raises(IndexReadOnlyError):
             Indexer(fake).sync(docs, idx)
         assert run("list").exit_code == 0
+
+
+def test_a_read_only_index_without_its_faiss_file_is_searched_from_sqlite(tmp_path, fake):
+    docs = folder(tmp_path / "docs")
+    place = tmp_path / "media"
+    idx = place / "idx"
+    Indexer(fake).sync(docs, idx)
+    (idx / FAISS_NAME).unlink()  # stale or lost: readers rebuild it, and cannot write it back
+    with read_only(place):
+        s = Searcher(idx, fake)
+        assert s.search("cat", k=1, mode="dense")[0].path == "cats.txt"
+        assert s.search("dog road", k=1, mode="hybrid")[0].path == "dogs.txt"
+        s.close()
+        assert not (idx / FAISS_NAME).exists()
 
 
 # -- C11: a foreign SQLite file ---------------------------------------------------------------

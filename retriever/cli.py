@@ -295,9 +295,9 @@ def search(query, index_dir, **kw):
 
         payload = {"index": index_dir, **request.as_dict()}
         return show_results(remote_search(kw["server"], payload), kw["as_json"])
-    # BM25 alone needs no model; MMR compares the stored vectors with the query's.
-    need = request.mode != "bm25" or request.mmr
-    searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
+    searcher = Searcher.open(
+        resolve_index_dir(index_dir), load=load_logged, need_embedder=request.needs_embedder
+    )
     t = time.perf_counter()
     results = searcher.run(request)
     ms = round((time.perf_counter() - t) * 1000, 1)
@@ -331,8 +331,9 @@ def ask(question, index_dir, llm_url, llm_model, llm_timeout, as_json, **kw):
         )
     endpoint = Endpoint(llm_url, llm_model, llm_timeout)
     request = request_of(question, kw)
-    need = request.mode != "bm25" or request.mmr
-    searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
+    searcher = Searcher.open(
+        resolve_index_dir(index_dir), load=load_logged, need_embedder=request.needs_embedder
+    )
     t = time.perf_counter()
     results = searcher.run(request)
     retrieved = time.perf_counter()

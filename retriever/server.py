@@ -138,10 +138,9 @@ class _Searchers:
 
     def _shared(self, config):
         """One loaded embedder per distinct settings (called under the lock)."""
-        key = json.dumps(config.__dict__, sort_keys=True, default=str)
-        if key not in self._embedders:
-            self._embedders[key] = self._load(config)
-        return self._embedders[key]
+        if config.key not in self._embedders:
+            self._embedders[config.key] = self._load(config)
+        return self._embedders[config.key]
 
     def close(self) -> None:
         for s in self._searchers.values():

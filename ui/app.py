@@ -70,7 +70,7 @@ def get_embedder(config_json: str, _config):
 
 
 def _shared_loader(config):
-    return get_embedder(json.dumps(config.__dict__, sort_keys=True, default=str), config)
+    return get_embedder(config.key, config)
 
 
 @st.cache_resource

@@ -100,6 +100,14 @@ class EmbedderConfig:
         ``model``, then ``overrides``."""
         return index_config(with_strategy({"model": model, **overrides}, strategy))
 
+    @property
+    def key(self) -> str:
+        """The settings as one canonical string: two configs that load the same embedder have
+        the same key (a server or the UI shares one loaded model between indexes by it)."""
+        import json
+
+        return json.dumps(self.__dict__, sort_keys=True, default=str)
+
     def templates(self) -> tuple[str, ...]:
         return (self.template,) if self.template else method_templates(self.prompt)
 

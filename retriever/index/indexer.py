@@ -150,7 +150,7 @@ class Indexer:
                 if rebuild and store.meta_value("fingerprint") is not None:
                     rebuild_aside(self, store, root, report, progress, on_progress)
                 else:
-                    kept = getattr(store, "salvaged", None) if rebuild else None
+                    kept = store.salvaged if rebuild else None
                     if kept:  # a damaged index.db moved aside: keep what its settings were
                         keep_settings(store, kept, self.options)
                     self._run(store, root, report, progress, on_progress, fresh=rebuild)
@@ -197,15 +197,19 @@ class Indexer:
         """Include and exclude patterns belong to the index, like its chunking: those given
         replace the recorded ones, and a run without them (``tpr watch``, the UI's re-sync)
         uses the index's own."""
-        opts = self.options
         stored = store.meta_value("selection") or {}
-        selection = {
-            "include": list(opts.include) or stored.get("include", []),
-            "exclude": list(opts.exclude) or stored.get("exclude", []),
-        }
+        selection = self._selection_over(stored)
         if selection != stored and (selection["include"] or selection["exclude"] or stored):
             store.set_meta(selection=selection)
         return selection
+
+    def _selection_over(self, stored: dict) -> dict:
+        """The patterns given, else the index's recorded ones (``stored``)."""
+        opts = self.options
+        return {
+            "include": list(opts.include) or stored.get("include", []),
+            "exclude": list(opts.exclude) or stored.get("exclude", []),
+        }
 
     def selection(self, index_dir: Path) -> tuple[list[str], list[str]]:
         """(include, exclude) a sync of ``index_dir`` would use (the given ones, else the
@@ -215,10 +219,8 @@ class Indexer:
             if (Path(index_dir) / DB_NAME).exists():
                 with Store.open(index_dir, bound=False) as store:
                     stored = store.meta_value("selection") or {}
-        return (
-            list(self.options.include) or stored.get("include", []),
-            list(self.options.exclude) or stored.get("exclude", []),
-        )
+        selection = self._selection_over(stored)
+        return selection["include"], selection["exclude"]
 
     def _bind(self, store: Store, root: Path, report: SyncReport) -> None:
         """Record (new index) or check (existing) the embedder; this loads the model."""

@@ -376,7 +376,7 @@ class MilvusEngine(Engine):
     fill_before_swap = True  # readers search the collection by id: it must be whole first
 
     def __init__(self, store, target: dict):
-        super().__init__(store)
+        super().__init__(store, key=target)
         self.target = target
         self.collection = Collection(target)
         self._checked = None  # the generation at which the mirror was last found current

@@ -175,28 +175,34 @@ def _node(expr, depth: int, count: list[int]) -> tuple[str, list]:
     return " and ".join(parts), params
 
 
-def _scalar(key: str, value) -> object:
+def _scalar(key: str, value, label: str = "filter") -> object:
+    """A value a filter compares with: a string, a finite number, a boolean or None."""
     if value is None or isinstance(value, (bool, str)):
         if isinstance(value, str) and len(value) > MAX_PATTERN:
-            raise FilterTooLargeError(f"filter value for {key!r} is over {MAX_PATTERN} characters")
+            raise FilterTooLargeError(f"{label} value for {key!r} is over {MAX_PATTERN} characters")
         return value
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"filter {key}={value!r}: NaN and infinity never match")
+        raise ConfigError(f"{label} {key}={value!r}: NaN and infinity never match")
     if isinstance(value, int) and not (_INT64[0] <= value <= _INT64[1]):
-        raise ConfigError(f"filter {key}={value!r}: integers must fit in 64 bits")
+        raise ConfigError(f"{label} {key}={value!r}: integers must fit in 64 bits")
     if isinstance(value, (int, float)):
         return value
-    raise ConfigError(f"filter {key}={value!r}: values are strings, numbers, booleans or None")
+    raise ConfigError(f"{label} {key}={value!r}: values are strings, numbers, booleans or None")
+
+
+def _stored(key, label: str = "filter field") -> tuple[str, list]:
+    """The SQL for a key of the stored metadata (JSON), with its parameter. ``json_valid``
+    first: a row stored by an older version with invalid JSON (NaN) matches nothing instead of
+    failing every filtered search of the index."""
+    if not isinstance(key, str) or '"' in key:
+        raise ConfigError(f"{label} {key!r} must be a string without '\"'")
+    return _META, [f'$."{key}"']
 
 
 def _field(key) -> tuple[str, list]:
-    """The SQL for a field's value (with its parameters)."""
-    if not isinstance(key, str) or not key or '"' in key:
-        raise ConfigError(f"filter field {key!r} must be a string without '\"'")
-    path = f'$."{key}"'
-    if key in _PLACE:
-        return f"coalesce({_META}, {_PLACE[key]})", [path]
-    return _META, [path]
+    """The SQL for a field's value (with its parameters): a place field, or stored metadata."""
+    x, xp = _stored(key)
+    return (f"coalesce({x}, {_PLACE[key]})", xp) if key in _PLACE else (x, xp)
 
 
 def _compare(key: str, op: str, operand) -> tuple[str, list]:
@@ -257,38 +263,22 @@ def _modified(op: str, values: list) -> tuple[str, list]:
 
 
 def metadata_clause(metadata: dict[str, Any]) -> tuple[list[str], list]:
-    """SQL conditions on ``c.metadata`` (JSON) for an exact-match metadata filter.
+    """SQL conditions on ``c.metadata`` (JSON) for an exact-match metadata filter: the stored
+    metadata only (no place field), with the checks of :func:`where_sql`.
 
     Raises:
         ConfigError: a key with a double quote, or a value that is not a scalar.
     """
     where, params = [], []
-    # json_valid first: a row stored by an older version with invalid JSON (NaN) matches
-    # nothing instead of failing every filtered search of the index.
-    field = "(case when json_valid(c.metadata) then json_extract(c.metadata, ?) end)"
     for key, value in metadata.items():
-        if not isinstance(key, str) or '"' in key:
-            raise ConfigError(f"metadata filter key {key!r} must be a string without '\"'")
-        path = f'$."{key}"'
+        x, xp = _stored(key, "metadata filter key")
+        value = _scalar(key, value, "metadata filter")
         if value is None:
-            where.append(f"{field} is null")
-            params.append(path)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"metadata filter {key}={value!r}: NaN and infinity never match")
-        elif (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not (_INT64[0] <= value <= _INT64[1])
-        ):
-            raise ConfigError(f"metadata filter {key}={value!r}: integers must fit in 64 bits")
-        elif isinstance(value, (str, int, float, bool)):
-            where.append(f"{field} = ?")
-            params += [path, value]
+            where.append(f"{x} is null")
+            params += xp
         else:
-            raise ConfigError(
-                f"metadata filter {key}={value!r}: only exact matches on strings, numbers, "
-                "booleans or None are supported"
-            )
+            where.append(f"{x} = ?")
+            params += [*xp, value]
     return where, params
 
 

@@ -64,6 +64,12 @@ class SearchRequest:
         if self.min_score is not None and not math.isfinite(self.min_score):
             raise ConfigError(f"min_score must be a finite number, not {self.min_score!r}")
 
+    @property
+    def needs_embedder(self) -> bool:
+        """Whether answering it embeds the query: every mode but BM25, and MMR (which compares
+        the stored vectors with the query's)."""
+        return self.mode != "bm25" or self.mmr
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchRequest:
         """From JSON-like values (a filter as a dict of Filter fields or an expression).

@@ -84,6 +84,7 @@ class Searcher:
         self.index_dir = Path(index_dir)
         self.store = Store.open(index_dir)
         self.embedder = embedder
+        self.engine = None  # chosen by _read_meta from the index's meta
         self._read_meta()
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None  # hybrid's dense side, made on first use
@@ -122,16 +123,11 @@ class Searcher:
         is chosen here, once, and again only when the index moved to another one."""
         self.meta = self.store.meta()
         self._meta_generation = self.meta.get("generation")
-        engine = getattr(self, "engine", None)
-        if (
-            engine is None
-            or engine.store is not self.store
-            or self._engine_key != engine_key(self.meta)
-        ):
+        engine = self.engine
+        if engine is None or engine.store is not self.store or engine.key != engine_key(self.meta):
             if engine is not None:
                 engine.close()
             self.engine = engine_for(self.store, self.meta)
-            self._engine_key = engine_key(self.meta)
         embedder = self.embedder
         accepted = (
             {embedder.fingerprint, *getattr(embedder, "previous_fingerprints", ())}

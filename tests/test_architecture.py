@@ -146,6 +146,8 @@ ENGINE_MODULES = {
     "retriever.index.engines",
     "retriever.index.faiss_engine",
     "retriever.index.milvus",
+    "retriever.index.milvus_collection",
+    "retriever.index.milvus_filter",
 }
 URI_WIRING = {"retriever.cli", "retriever.options"}
 

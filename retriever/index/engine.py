@@ -69,6 +69,14 @@ class Engine(ABC):
         """Top-k chunk ids by inner product with ``vector``, among ``allowed`` (None: all)."""
         return self.dense_call(vector, k, allowed)()
 
+    def select(self, flt, ids: Callable[[], np.ndarray | None]):
+        """What a search filtered by ``flt`` (a :class:`~retriever.search.filters.Filter`, or
+        None) passes to :meth:`dense_call` and :meth:`bm25` as ``allowed``: by default the
+        chunk ids SQLite finds (``ids()``); an engine that filters natively returns its own
+        form (Milvus: a boolean expression), so a filter matching most of the index is not a
+        list of every id."""
+        return ids()
+
     @abstractmethod
     def bm25(self, words: list[str], k: int, allowed: np.ndarray | None = None) -> Hits:
         """Top-k chunk ids by BM25 over ``words`` (:func:`fts_words` of the query)."""

@@ -297,6 +297,7 @@ class Indexer:
                 report.skipped.append((f.rel, reason))
                 continue
             if row and row["sha256"] == sha and row["status"] == "indexed":
+                store.places_changed()
                 store.rows.touch_file(row["id"], f.size, f.mtime_ns)
                 report.unchanged += 1
                 continue
@@ -312,6 +313,7 @@ class Indexer:
                     keep.append((f, sha, row))
                     continue
                 # A move: same content under a new path. Rename, keep chunks and vectors.
+                store.places_changed()
                 store.rows.move_file(old["id"], f.rel, f.size, f.mtime_ns)
                 del gone[old["path"]]
                 report.moved += 1

@@ -422,6 +422,17 @@ class Store:
             [{"key": k, "value": json.dumps(v)} for k, v in values.items()], pk="key"
         )
 
+    def places(self) -> int:
+        """How often files were renamed or touched without new chunks (see places_changed)."""
+        return int(self.meta_value("places") or 0)
+
+    def places_changed(self) -> None:
+        """A file is about to be renamed, or its mtime to change, with its chunks kept: the
+        chunks' ids and vectors stay (so the generation does not move), but an engine that
+        mirrors paths and times for filtering must re-send them. Called before the change, so
+        a run killed in between costs one needless sync, never a stale mirror."""
+        self.set_meta(places=self.places() + 1)
+
     def bump_generation(self) -> int:
         gen = int(self.generation() or 0) + 1
         self.set_meta(generation=gen, updated=now())

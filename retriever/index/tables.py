@@ -229,6 +229,11 @@ class Tables:
         rows = self.db.execute("select id from chunks order by id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def chunk_places(self) -> dict[int, tuple[str, int]]:
+        """(path, mtime_ns) of every chunk's file, by chunk id (what a mirror filters on)."""
+        sql = "select c.id, f.path, f.mtime_ns from chunks c join files f on f.id = c.file_id"
+        return {r[0]: (r[1], r[2]) for r in self.db.execute(sql)}
+
     def max_chunk_id(self) -> int:
         """The largest chunk id ever given (AUTOINCREMENT's counter: deleted ones included)."""
         row = self.db.execute("select seq from sqlite_sequence where name = 'chunks'").fetchone()
@@ -248,7 +253,7 @@ class Tables:
             marks = ",".join("?" * len(part))
             for r in self.db.query(
                 'select c.id, c.text, c.ordinal, c.start, c."end", c.page, c.start_line, '
-                "c.end_line, c.heading, c.metadata, f.path, f.status "
+                "c.end_line, c.heading, c.metadata, f.path, f.status, f.mtime_ns "
                 "from chunks c join files f on f.id = c.file_id "
                 f"where c.id in ({marks})",
                 part,

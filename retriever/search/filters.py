@@ -229,7 +229,7 @@ def _compare(key: str, op: str, operand) -> tuple[str, list]:
         inside = f"{x} in ({marks})" if known else "0"
         if None in values:
             inside = f"({inside} or {x} is null)"
-        params = (xp + known) + (xp if None in values else [])
+        params = (xp + known if known else []) + (xp if None in values else [])
         if op == "$in":
             return inside, params
         return f"not coalesce({inside}, 0)", params
@@ -240,7 +240,12 @@ def _compare(key: str, op: str, operand) -> tuple[str, list]:
         return f"{x} is {'not ' if op == '$ne' else ''}null", xp
     if op == "$ne":
         return f"({x} is null or {x} != ?)", xp + xp + [value]
-    return f"{x} {_COMPARE[op]} ?", [*xp, value]
+    if op == "$eq":
+        return f"{x} = ?", [*xp, value]
+    # Ordering compares numbers with numbers and strings with strings: SQLite alone would call
+    # every string greater than every number ({"year": {"$gte": 2020}} matching "n/a").
+    kind = "= 'text'" if isinstance(value, str) else "in ('integer', 'real')"
+    return f"(typeof({x}) {kind} and {x} {_COMPARE[op]} ?)", [*xp, *xp, value]
 
 
 def _suffix(key: str, op: str, values: list) -> tuple[str, list]:

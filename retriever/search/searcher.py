@@ -202,6 +202,11 @@ class Searcher:
         """Chunk ids passing the filter (None = no filter)."""
         return filters.allowed_ids(self.store, flt)
 
+    def allowed(self, flt: Filter | None):
+        """What the engine's searches take for the filter: its own form where it filters
+        natively (:meth:`~retriever.index.engine.Engine.select`), else the ids."""
+        return self.engine.select(flt, lambda: self.allowed_ids(flt))
+
     # -- the modes ------------------------------------------------------------------------------
 
     def embed_query(self, query: str) -> np.ndarray:
@@ -360,7 +365,12 @@ class Searcher:
             weights = weights or default_weights
         if fusion not in FUSE:
             raise ConfigError(f"unknown fusion {fusion!r}; choose {', '.join(FUSIONS)}")
-        allowed = self.allowed_ids(flt or Filter())
+        flt = flt or Filter()
+        allowed = self.allowed(flt)
+        if isinstance(allowed, np.ndarray) or allowed is None:
+            in_sqlite = lambda: allowed  # noqa: E731
+        else:  # the sparse words live in SQLite: they take ids, whatever the engine takes
+            in_sqlite = lambda: self.allowed_ids(flt)  # noqa: E731
         ranked: dict[str, list[tuple[int, float]]] = {}
         if mmr and self.embedder is None:
             raise ConfigError("MMR needs the embedder: open the Searcher with one")
@@ -374,12 +384,12 @@ class Searcher:
             pending = self._pool().submit(self._dense_call(qvec, depth, allowed))
             lexical = self.bm25(query, depth, allowed)
             if (weights or {}).get("sparse", 0) > 0:  # a third side only when asked for
-                ranked["sparse"] = self.sparse(query, qvec, depth, allowed)
+                ranked["sparse"] = self.sparse(query, qvec, depth, in_sqlite())
             ranked["dense"], ranked["bm25"] = pending.result(), lexical
         elif mode == "dense":
             ranked["dense"] = self.dense_vector(qvec, depth, allowed)
         elif mode == "sparse":
-            ranked["sparse"] = self.sparse(query, qvec, depth, allowed)
+            ranked["sparse"] = self.sparse(query, qvec, depth, in_sqlite())
         else:
             ranked["bm25"] = self.bm25(query, depth, allowed)
         order = FUSE[fusion](ranked, weights) if mode == "hybrid" else ranked[mode]

@@ -164,7 +164,10 @@ def test_a_stale_or_damaged_mirror_is_found_and_repaired(tmp_path, fake):
 
 def _fake_row(fake, i):
     v = fake.vector("cat")
-    return {"vector": v.tolist(), "text": "cat", "path": "x", "start": 0, "end": 3}
+    return {
+        **{"vector": v.tolist(), "text": "cat", "path": "x", "start": 0, "end": 3},
+        **{"lpath": "x", "mtime": 0, "heading": None, "lheading": None, "page": None},
+    }
 
 
 def test_api_texts_reach_milvus(tmp_path, fake):

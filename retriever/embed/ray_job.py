@@ -1,11 +1,12 @@
 """Embedding as a Ray Data job: chunks in, vectors out, in order, one model load per actor.
 
-``tpr index FOLDER --ray [ADDRESS]`` chunks the files to embed on the driver, then streams their
-texts through ``map_batches`` with a callable class (:class:`EmbedActor`): Ray creates
+:func:`embed_texts` streams texts through ``map_batches`` with a callable class
+(:class:`EmbedActor`): Ray creates
 ``actors`` of them, each loads the model once (with ``gpus`` GPUs each, where there are any) and
 embeds batch after batch. The driver reads the vectors back in order (``preserve_order``) and
-the indexer commits them a group of files at a time, so a killed job loses at most the groups
-not yet committed, and the next run embeds only those.
+a caller commits them as they come. ``tpr index FOLDER --ray [ADDRESS]`` goes one step further
+(:mod:`retriever.index.ray_index`): its workers also read and chunk their own files, so the
+driver never holds the corpus' texts.
 
 Each actor builds the embedder from the driver's resolved settings, so the vectors and the
 fingerprint are the in-process ones (tests/index/test_ray.py checks cosine > 0.9999 on a tiny
@@ -79,6 +80,17 @@ def start(options: RayOptions) -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
 
 
+def cpu_share(options: RayOptions, actors: int) -> tuple[int, float]:
+    """(torch threads, Ray CPUs) per actor on the connected cluster."""
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 1))
+    threads = max(1, int(total) // actors)
+    # Actors reserve at most 3/4 of the CPUs: Ray Data's own read and split tasks need a
+    # slot too, and on a small machine whole-CPU actors would starve them.
+    return threads, min(float(threads), 0.75 * total / actors)
+
+
 def embed_texts(
     config, texts: Sequence[str], options: RayOptions
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -96,11 +108,7 @@ def embed_texts(
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
     actors = options.actors or 1
-    total = float(ray.cluster_resources().get("CPU", 1))
-    threads = max(1, int(total) // actors)
-    # Actors reserve at most 3/4 of the CPUs: Ray Data's own read and split tasks need a
-    # slot too, and on a small machine whole-CPU actors would starve them.
-    cpus = min(float(threads), 0.75 * total / actors)
+    threads, cpus = cpu_share(options, actors)
     ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
     ds = ds.map_batches(
         EmbedActor,

@@ -30,7 +30,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ from .engines import engine_for
 from .engines import place as engine_place
 from .loaders import FileStat, SkipFile, Vanished, file_sha256, load, walk
 from .rebuild import keep_settings, rebuild_aside, remove_staging
-from .run import IndexOptions, Progress, SyncReport
+from .run import IndexOptions, Pending, Progress, SyncReport
 from .store import (  # noqa: F401 (check_location is re-exported)
     DB_NAME,
     INDEX_FILES,
@@ -60,15 +59,6 @@ log = logging.getLogger("retriever")
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_OVERLAP = 32
-
-
-@dataclass
-class _Pending:
-    stat: FileStat
-    sha: str
-    row: dict | None
-    texts: list[str]
-    rows: list[dict]
 
 
 class Indexer:
@@ -384,19 +374,20 @@ class Indexer:
         total = sum(f.size for f, _, _ in todo)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="embedding", disable=not progress)
         progress_ = Progress(total, report, bar, on_progress)
-        groups = self._groups(store, root, todo, report, progress_)
-        if self.options.ray is not None:
-            self._embed_with_ray(store, list(groups), report, progress_)
+        if self.options.ray is not None:  # Ray's workers read and chunk their own files
+            from .ray_index import embed_files
+
+            embed_files(self, store, root, todo, report, progress_)
         else:
-            for group in groups:
+            for group in self._groups(store, root, todo, report, progress_):
                 self._flush(store, group, report, progress_.within_group)
                 progress_.files_done([p.stat for p in group])
         bar.close()
 
-    def _groups(self, store, root, todo, report, progress_) -> Iterator[list[_Pending]]:
+    def _groups(self, store, root, todo, report, progress_) -> Iterator[list[Pending]]:
         """The files to embed, loaded and chunked, in groups of about ``group_chunks`` chunks
         (unreadable and empty files are recorded as skipped on the way)."""
-        group: list[_Pending] = []
+        group: list[Pending] = []
         n_chunks = 0
         for f, sha, row in todo:
             try:
@@ -421,7 +412,7 @@ class Indexer:
                 {"ordinal": i, "text": c.text, "tokens": c.tokens, **citation(doc, lines, c)}
                 for i, c in enumerate(chunks)
             ]
-            group.append(_Pending(f, sha, row, [c.text for c in chunks], rows))
+            group.append(Pending(f, sha, row, [c.text for c in chunks], rows))
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
                 yield group
@@ -429,7 +420,7 @@ class Indexer:
         if group:
             yield group
 
-    def _flush(self, store: Store, group: list[_Pending], report: SyncReport, step=None) -> None:
+    def _flush(self, store: Store, group: list[Pending], report: SyncReport, step=None) -> None:
         """Embed a group and write it in one transaction. A group is one file or more; a large
         file's chunks are embedded in slices of ``group_chunks`` so progress keeps moving, but
         still committed together (a file is whole or absent)."""
@@ -446,35 +437,7 @@ class Indexer:
         report.embed_seconds += time.perf_counter() - t
         self._commit(store, group, vectors, report)
 
-    def _embed_with_ray(self, store, groups: list[list[_Pending]], report, progress_) -> None:
-        """One Ray Data job over every chunk of the run; groups commit as their vectors
-        arrive, in order (:mod:`retriever.embed.ray_job`)."""
-        from ..embed.ray_job import embed_texts
-
-        texts = [t for g in groups for p in g for t in p.texts]
-        if not texts:
-            return
-        sizes = [sum(len(p.texts) for p in g) for g in groups]
-        # Vectors arrive in order; only those of groups not yet committed are held.
-        held: list[np.ndarray] = []
-        n_held, g, done = 0, 0, 0
-        t = time.perf_counter()
-        for positions, batch in embed_texts(self.embedder.config, texts, self.options.ray):
-            if positions[0] != done:
-                raise RuntimeError(f"Ray returned chunk {positions[0]} where {done} was due")
-            held.append(batch)
-            n_held += len(batch)
-            done += len(batch)
-            while g < len(groups) and sizes[g] <= n_held:
-                block = np.concatenate(held)
-                report.embed_seconds += time.perf_counter() - t
-                self._commit(store, groups[g], block[: sizes[g]], report)
-                progress_.files_done([p.stat for p in groups[g]])
-                held, n_held = [block[sizes[g] :]], n_held - sizes[g]
-                g += 1
-                t = time.perf_counter()
-
-    def _commit(self, store: Store, group: list[_Pending], vectors, report: SyncReport) -> None:
+    def _commit(self, store: Store, group: list[Pending], vectors, report: SyncReport) -> None:
         """Write a group's files with their chunks and vectors in one transaction."""
         k = 0
         with store.atomic():

@@ -6,7 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .loaders import DEFAULT_MAX_BYTES
+from .loaders import DEFAULT_MAX_BYTES, FileStat
+
+
+@dataclass
+class Pending:
+    """A file read and chunked, waiting for its vectors and its commit."""
+
+    stat: FileStat
+    sha: str
+    row: dict | None  # its files row when it was indexed before
+    texts: list[str]
+    rows: list[dict]
 
 
 @dataclass
@@ -31,7 +42,7 @@ class IndexOptions:
             (:func:`retriever.index.engines.place`; ``tpr index --help`` lists the forms). Once
             set it stays; a new URI moves the index's engine there (nothing is re-embedded).
             None: the index's own engine.
-        ray: embed with a Ray Data job (:mod:`retriever.embed.ray_job`) instead of in-process.
+        ray: read, chunk and embed on Ray (:mod:`retriever.index.ray_index`) instead of in-process.
     """
 
     chunk_size: int | None = None

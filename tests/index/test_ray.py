@@ -68,3 +68,34 @@ def test_an_index_built_by_a_ray_job_equals_the_in_process_one(local_ray, config
     va = np.stack([np.frombuffer(r["vector"], np.float32) for r in ra])
     vb = np.stack([np.frombuffer(r["vector"], np.float32) for r in rb])
     assert np.sum(va * vb, axis=1).min() > 0.9999
+
+
+def test_ray_workers_read_and_chunk_their_own_files(local_ray, config, tmp_path, monkeypatch):
+    """The driver hands Ray a manifest, never texts: it does not load or chunk one file (its
+    loader and chunker fail here), and the workers' skips are recorded as in-process ones."""
+    from retriever.index import indexer as indexer_module
+    from retriever.index.chunking import Chunker
+
+    root = tmp_path / "docs"
+    write(root, {f"f{i}.txt": para(3, f"topic{i}") for i in range(4)})
+    (root / "empty.txt").write_text("   \n")
+    (root / "blob.bin").write_bytes(b"\x00\x01" * 100)
+    embedder = TPEmbedder.load(config)
+    opts = IndexOptions(chunk_size=24, group_chunks=4, ray=RayOptions(actors=1))
+    indexer = Indexer(embedder, opts)
+    _ = indexer.chunker  # the driver knows the chunk settings, and passes them on
+
+    def no(*args, **kwargs):
+        raise AssertionError("the driver read or chunked a file")
+
+    monkeypatch.setattr(indexer_module, "load", no)
+    monkeypatch.setattr(Chunker, "split", no)
+    report = indexer.sync(root, tmp_path / "ix")
+    assert report.added == 4 and report.chunks > 4
+    assert dict(report.skipped).keys() >= {"empty.txt"}
+    monkeypatch.undo()
+    with Store.open(tmp_path / "ix") as s:
+        status = {r["path"]: r["status"] for r in s.db["files"].rows}
+    assert status["empty.txt"] == "skipped" and status["f0.txt"] == "indexed"
+    r2 = Indexer(embedder, IndexOptions(chunk_size=24, group_chunks=4)).sync(root, tmp_path / "ix")
+    assert r2.added == r2.updated == 0  # the same index an in-process run would keep

@@ -130,6 +130,15 @@ def embedder_options(f=None, *, index: bool = False):
             help="Echo embeddings: the text twice, mean pooling over the second copy (its own "
             "prompts, no TP, unless given).",
         ),
+        click.option(
+            "--situated",
+            type=int,
+            is_flag=False,
+            flag_value=1024,
+            default=0,
+            help="Situated chunks: each file's chunks embedded inside the file, one pass per "
+            "window of up to N tokens (1024 when given bare), echo's prompts unless given.",
+        ),
         click.option("--max-length", type=int, default=512, show_default=True),
         click.option("--batch-size", type=int, default=16, show_default=True),
         click.option("--device", default="auto", show_default=True),
@@ -151,6 +160,7 @@ CONFIG_KEYS = (
     "output_layer",
     "pooling",
     "htp",
+    "situated",
     "max_length",
     "batch_size",
     "device",
@@ -170,10 +180,15 @@ def _split_given(kw: dict) -> tuple[dict, dict]:
         source = ctx.get_parameter_source(k)
         (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
     strategy = "echo" if kw.pop("echo", False) else None
-    if given.get("htp"):
-        if strategy:
-            raise click.UsageError("--htp and --echo are two strategies; choose one")
-        strategy = "htp"
+    for name in ("htp", "situated"):
+        if given.get(name):
+            if strategy:
+                raise click.UsageError("--htp, --echo and --situated are strategies; choose one")
+            strategy = name
+    window = given.pop("situated", None)
+    defaults.pop("situated", None)
+    if window:
+        given["window"] = window
     return with_strategy(given, strategy), defaults
 
 

@@ -67,6 +67,10 @@ class EmbedderConfig:
             query_prompt="topic-query"``. None = queries use the document prompt.
         htp: Hierarchical TP: up to this many sentence-block placeholders besides the global
             <PST> (0 = plain TP). See :mod:`retriever.embed.batching`.
+        window: situated chunks: 0 embeds each chunk alone in its own prompt; W > 0 embeds a
+            document's chunks inside windows of up to W tokens of it, one pass per window, each
+            chunk pooled over its own span (:mod:`retriever.embed.situated`). Queries are
+            embedded alone either way.
     """
 
     model: str = DEFAULT_MODEL
@@ -86,6 +90,7 @@ class EmbedderConfig:
     query_prompt: str | None = None
     query_template: str | None = None
     htp: int = 0
+    window: int = 0
 
     @classmethod
     def for_retrieval(cls, model: str = DEFAULT_MODEL, **overrides) -> EmbedderConfig:
@@ -145,6 +150,17 @@ STRATEGIES: dict[str, dict[str, Any]] = {
         "output_layer": -3,
         "pooling": "mean",
         "max_length": 1024,  # two copies of a 256-token chunk and the prompt, uncut
+    },
+    # Echo's prompts, pooling and layer, read per document window instead of per chunk: every
+    # chunk's tokens have seen the whole window (issue 24; benchmarks/situated.py).
+    "situated": {
+        "prompt": "echo-passage",
+        "query_prompt": "echo-query",
+        "tp": False,
+        "output_layer": -3,
+        "pooling": "mean",
+        "max_length": 1024,  # queries (and a chunk alone) as under echo
+        "window": 1024,
     },
 }
 

@@ -32,11 +32,11 @@ from .batching import Encoded, PromptTokenizer, make_batches
 from .config import EmbedderConfig
 from .cpu import auto_cpu_dtype, quantize_int8
 from .models import NamedModel, derived_cache_file, load, resolve
+from .pooling import COMBINED, _normalize, combine_poolings
 from .prompts import METHODS, method_templates, parse_template, preprocess
+from .situated import encode_chunks, margin_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Poolings made of others: each part L2-normalised, concatenated, scaled to unit norm.
-COMBINED = {"last+mean": ("last", "mean")}
 POOLINGS = (*POOLERS, *COMBINED)
 # ``dtype="int8"`` is refused when these move further than this from their fp32 vectors.
 INT8_CANARY = (
@@ -265,6 +265,11 @@ class TPEmbedder:
             raise ConfigError(
                 f"htp={c.htp}: Hierarchical TP takes 0 (off) to {HTP_MAX_BLOCKS} block slots"
             )
+        if c.window and (c.window < 16 or c.htp):
+            raise ConfigError(
+                f"window={c.window}: situated chunks take windows of 16 tokens or more, "
+                "without Hierarchical TP (htp=0)"
+            )
         if c.htp and not c.tp:
             raise ConfigError("Hierarchical TP (htp) builds on TP: turn TP on or htp off")
         if c.max_length < 8:
@@ -288,6 +293,8 @@ class TPEmbedder:
             extra["query_templates"] = list(c.query_templates())
         if c.htp:  # absent when off, for the same reason
             extra["htp"] = {"max_blocks": c.htp, "split": "sentences v1"}
+        if c.window:  # absent when chunks are embedded alone, for the same reason
+            extra["window"] = {"tokens": c.window, "margin": margin_for(c.window), "v": 1}
         return {
             **extra,
             "model": self.identity,
@@ -422,6 +429,22 @@ class TPEmbedder:
         """Embed documents (the same as :meth:`encode`)."""
         return self.encode(sentences, **kwargs)
 
+    def encode_chunks(
+        self,
+        documents: Sequence[tuple[str, Sequence[tuple[int, int]]]],
+        normalize_embeddings: bool | None = None,
+    ) -> list[np.ndarray]:
+        """Embed each document's chunks inside the document (``window`` > 0), or alone
+        (:func:`retriever.embed.situated.encode_chunks`).
+
+        Args:
+            documents: (document text, chunk character spans) pairs.
+
+        Returns:
+            One [chunks, dimension] array per document, chunks in the given order.
+        """
+        return encode_chunks(self, documents, normalize_embeddings)
+
     def encode(
         self,
         sentences: str | Sequence[str],
@@ -446,6 +469,13 @@ class TPEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
         c = self.config
+        if c.window and _templates is None:  # each text its own window (no document)
+            self._texts(texts)  # checks: strings, none empty; windows keep their offsets
+            texts = [t.strip() for t in texts]
+            out = np.concatenate(
+                self.encode_chunks([(t, [(0, len(t))]) for t in texts], normalize_embeddings)
+            )
+            return out[0] if single else out
         rng = (c.tp_start, c.tp_exit) if c.tp else None
         out = self.encode_grid(
             texts,
@@ -461,17 +491,6 @@ class TPEmbedder:
 
 def _sha(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def combine_poolings(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Concatenate poolings, each L2-normalised, scaled so the result has unit norm."""
-    v = np.concatenate([_normalize(p) for p in parts], axis=-1) / np.sqrt(len(parts))
-    return v.astype(np.float32)
-
-
-def _normalize(v: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(norms, 1e-12)
 
 
 def _progress(total: int, enabled: bool):

@@ -412,7 +412,10 @@ class Indexer:
                 {"ordinal": i, "text": c.text, "tokens": c.tokens, **citation(doc, lines, c)}
                 for i, c in enumerate(chunks)
             ]
-            group.append(Pending(f, sha, row, [c.text for c in chunks], rows))
+            situated = self._situated()
+            group.append(
+                Pending(f, sha, row, [c.text for c in chunks], rows, doc.text if situated else "")
+            )
             n_chunks += len(rows)
             if n_chunks >= self.options.group_chunks:
                 yield group
@@ -429,13 +432,20 @@ class Indexer:
         group_bytes = sum(p.stat.size for p in group)
         t = time.perf_counter()
         parts = []
-        for i in range(0, len(texts), size):
+        if self._situated():  # a file's chunks inside the file: one pass per window
+            for p in group:
+                parts += self.embedder.encode_chunks([(p.document, p.spans())])
+        for i in range(0, len(texts) if not parts else 0, size):
             parts.append(self.embedder.encode(texts[i : i + size]).astype(np.float32, copy=False))
             if step is not None and i + size < len(texts):
                 step(group_bytes, i + size, len(texts))
         vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         report.embed_seconds += time.perf_counter() - t
         self._commit(store, group, vectors, report)
+
+    def _situated(self) -> bool:
+        """Whether chunks are embedded inside their document (``EmbedderConfig.window``)."""
+        return bool(getattr(self.embedder.config, "window", 0))
 
     def _commit(self, store: Store, group: list[Pending], vectors, report: SyncReport) -> None:
         """Write a group's files with their chunks and vectors in one transaction."""

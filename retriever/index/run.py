@@ -18,6 +18,11 @@ class Pending:
     row: dict | None  # its files row when it was indexed before
     texts: list[str]
     rows: list[dict]
+    document: str = ""  # the file's text (chunks embedded inside it: EmbedderConfig.window)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Its chunks' character spans in ``document``."""
+        return [(r["start"], r["end"]) for r in self.rows]
 
 
 @dataclass

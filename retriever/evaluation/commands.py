@@ -82,8 +82,19 @@ def eval_sts(data, split, tasks, models, as_json, **kw):
     default=None,
     help="Write the grid and the choice as JSON here.",
 )
-def tune(data, ranges, layers, prompts, limit, out, **kw):
-    """Choose tp_start, tp_exit, output_layer (and prompt) on STS-B dev."""
+@click.option("--index", "index_name", default=None, help="Tune this index's search instead.")
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --index: JSON lines of {'query': ..., 'file': 'path' or 'path:line'}.",
+)
+@click.option("--apply", is_flag=True, help="With --queries: make the winner the index's default.")
+def tune(data, ranges, layers, prompts, limit, out, index_name, queries, apply, **kw):
+    """Choose tp_start, tp_exit, output_layer (and prompt) on STS-B dev; or, with --index and
+    --queries, an index's search setting on your own questions."""
+    if index_name or queries:
+        return _tune_index(index_name, queries, apply, out)
     from . import sts
     from .tune import default_ranges
     from .tune import tune as run_tune
@@ -113,6 +124,41 @@ def tune(data, ranges, layers, prompts, limit, out, **kw):
     )
     if out:
         out.write_text(json.dumps(result.as_json(base.model, len(task.gold)), indent=2))
+
+
+def _tune_index(index_name, queries, apply_it: bool, out) -> None:
+    from ..search.searcher import Searcher
+    from . import questions
+
+    if not (index_name and queries):
+        raise click.UsageError("tuning an index needs both --index NAME and --queries FILE")
+    asked = questions.load_questions(queries)
+    searcher = Searcher.open(index_name)
+    try:
+        tuning = questions.tune(searcher, asked)
+    finally:
+        searcher.close()
+    click.echo("| setting | hits@1 | hits@5 | MRR@10 |\n|---|---:|---:|---:|")
+    for r in tuning.rows():
+        mark = " (current default)" if r["default"] else ""
+        click.echo(
+            f"| {r['setting']}{mark} | {r['hits@1']:.2f} | {r['hits@5']:.2f} | {r['mrr@10']:.3f} |"
+        )
+    mean, lo, hi = tuning.gain()
+    best = tuning.chosen()
+    click.echo(
+        f"\nchosen on all {len(asked)} questions: {best}. Leave-one-out MRR "
+        f"{tuning.leave_one_out().mean():.3f} against the current default's "
+        f"{tuning.rr[tuning.default].mean():.3f}: gain {mean:+.3f} (95% CI {lo:+.3f} to {hi:+.3f})"
+    )
+    if out:
+        data = {"rows": tuning.rows(), "chosen": best, "gain": [mean, lo, hi]}
+        out.write_text(json.dumps(data, indent=2))
+    if apply_it:
+        value = questions.apply(searcher.index_dir, tuning)
+        click.echo(f"recorded as the index's search default: {value['fusion']} {value['weights']}")
+    elif best != tuning.default:
+        click.echo("not applied: add --apply to make it this index's default")
 
 
 def parse_span(text: str) -> list[int]:

@@ -175,8 +175,12 @@ class Searcher:
         return self._executor
 
     def default_hybrid(self) -> tuple[str, dict[str, float]]:
-        """(fusion method, weights) of the hybrid default for this index's embedder
+        """(fusion method, weights) of the hybrid default: the index's own when ``tpr tune
+        --queries --apply`` recorded one, else the measured default for its embedder
         (:func:`hybrid_default`)."""
+        tuned = self.store.meta_value("search_default")
+        if tuned:
+            return tuned["fusion"], dict(tuned["weights"])
         config = getattr(self.embedder, "config", None)
         settings = (
             asdict(config) if is_dataclass(config) else {"model": getattr(config, "model", None)}

@@ -41,15 +41,20 @@ CANDIDATES: tuple[tuple[str, str, dict[str, float]], ...] = (
 
 @dataclass(frozen=True)
 class Question:
-    """A query and where its answer is: a file, and optionally a line in it."""
+    """A query and where its answers are: (file, line or None) pairs; any one answers."""
 
     query: str
-    path: str
-    line: int | None = None
+    answers: tuple[tuple[str, int | None], ...]
+
+
+def _place(where: str) -> tuple[str, int | None]:
+    file, _, tail = where.rpartition(":")
+    return (file, int(tail)) if file and tail.isdigit() else (where, None)
 
 
 def load_questions(path: Path) -> list[Question]:
-    """JSON lines: ``{"query": ..., "file": "docs/a.md"}`` or ``"file": "docs/a.md:120"``.
+    """JSON lines: ``{"query": ..., "file": "docs/a.md"}``, ``"file": "docs/a.md:120"``, or a
+    list of such places when several answer.
 
     Raises:
         ConfigError: a line that is not such an object, naming it.
@@ -60,17 +65,16 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             item = json.loads(line)
-            query, where = item["query"], str(item["file"])
+            query, where = item["query"], item["file"]
+            places = [where] if isinstance(where, str) else list(where)
+            if not places or not all(isinstance(p, str) for p in places):
+                raise TypeError
         except (ValueError, KeyError, TypeError):
             raise ConfigError(
                 f"{path}:{number}: each line must be a JSON object with 'query' and 'file' "
                 '(e.g. {"query": "how do I log in?", "file": "docs/auth.md:42"})'
             ) from None
-        file, _, tail = where.rpartition(":")
-        if file and tail.isdigit():
-            out.append(Question(str(query), file, int(tail)))
-        else:
-            out.append(Question(str(query), where))
+        out.append(Question(str(query), tuple(_place(p) for p in places)))
     if len(out) < 2:
         raise ConfigError(f"{path}: give at least 2 questions (leave-one-out needs them)")
     return out
@@ -149,12 +153,12 @@ def tune(searcher, questions: Sequence[Question]) -> Tuning:
 
 
 def _answers(row: dict, q: Question) -> bool:
-    if row["path"] != q.path:
-        return False
-    if q.line is None:
-        return True
     a, b = row.get("start_line"), row.get("end_line")
-    return a is not None and b is not None and a <= q.line <= b
+    return any(
+        row["path"] == path
+        and (line is None or (a is not None and b is not None and a <= line <= b))
+        for path, line in q.answers
+    )
 
 
 def apply(index_dir: Path, tuning: Tuning) -> dict:

@@ -96,10 +96,12 @@ def test_questions_file_errors_name_the_line(tmp_path):
     with pytest.raises(ConfigError, match=r"q.jsonl:2"):
         questions.load_questions(bad)
     ok = tmp_path / "ok.jsonl"
-    ok.write_text('{"query": "a", "file": "x.md:12"}\n{"query": "b", "file": "c:d.md"}\n')
+    ok.write_text(
+        '{"query": "a", "file": "x.md:12"}\n{"query": "b", "file": ["c:d.md", "e.md:3"]}\n'
+    )
     assert questions.load_questions(ok) == [
-        questions.Question("a", "x.md", 12),
-        questions.Question("b", "c:d.md"),
+        questions.Question("a", (("x.md", 12),)),
+        questions.Question("b", (("c:d.md", None), ("e.md", 3))),
     ]
 
 
@@ -118,3 +120,11 @@ def test_the_command_reports_the_grid_and_applies_only_when_asked(planted, monke
     assert result.exit_code == 0, result.output
     with Store.open(tmp / "ix") as s:
         assert s.meta_value("search_default")["weights"]["dense"] >= 1.0
+
+
+def test_a_line_is_answered_by_the_chunk_whose_lines_cover_it():
+    row = {"path": "a.md", "start_line": 3, "end_line": 9}
+    assert questions._answers(row, questions.Question("q", (("a.md", 5),)))
+    assert not questions._answers(row, questions.Question("q", (("a.md", 12),)))
+    assert not questions._answers(row, questions.Question("q", (("b.md", None),)))
+    assert questions._answers(row, questions.Question("q", (("b.md", None), ("a.md", 9))))

@@ -167,3 +167,27 @@ def test_sparse_mode_is_offered_only_where_stored(ui_index, tiny_model_dir):
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)
     assert "sparse" in shown and r"cats\.txt" in shown
+
+
+@pytest.mark.parametrize("kind", ["minilm", "echo"])
+def test_tp_tab_explains_an_index_without_tp(kind, tmp_path, tiny_model_dir, monkeypatch):
+    from retriever import EmbedderConfig
+    from retriever.embed.factory import load_embedder
+
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    (docs / "cats.txt").write_text("The cat sat on the mat.")
+    (docs / "dogs.txt").write_text("Dogs chase cars down the road.")
+    if kind == "minilm":
+        emb = load_embedder(EmbedderConfig(model="minilm"))
+    else:
+        emb = TPEmbedder.load(model=str(tiny_model_dir), tp=False, prompt="echo-passage")
+    Indexer(emb).sync(docs, idx)
+    monkeypatch.setenv("TPR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TPR_INDEX", str(idx))
+    at = run_app()
+    at.text_input(key="query").input("cat").run()
+    assert not at.exception and not at.tabs[3].error
+    note = at.tabs[3].info[0].value
+    assert ("sentence encoder" if kind == "minilm" else "without TP (echo") in note
+    assert not [b for b in at.tabs[3].button if b.key == "tp_go"]  # nothing to press

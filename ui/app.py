@@ -35,6 +35,7 @@ from retriever.search.inspect import (
     near_duplicates,
     neighbours,
     pca_map,
+    tp_unavailable,
 )
 from retriever.search.request import MODES, SearchRequest
 from retriever.search.searcher import Searcher
@@ -274,7 +275,11 @@ def main() -> None:
 
     with tp_tab:
         q = st.session_state.get("query", "")
-        if not q.strip():
+        reason = tp_unavailable(searcher.embedder)
+        if reason:
+            st.info(reason)
+            q = ""  # nothing to compare: no button, no empty table
+        elif not q.strip():
             st.info("Search first.")
         else:
             st.caption(

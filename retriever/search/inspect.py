@@ -176,10 +176,45 @@ class RankChange:
         return self.vanilla_rank - self.tp_rank
 
 
+def tp_unavailable(embedder) -> str | None:
+    """Why TP vs vanilla cannot be compared on an index with this embedder, or None."""
+    config = getattr(embedder, "config", None)
+    model = str(getattr(config, "model", "") or "")
+    if not hasattr(embedder, "backbone"):
+        if model.lower().startswith("minilm"):
+            return (
+                "This index is embedded by all-MiniLM-L6-v2, a sentence encoder: it reads in "
+                "both directions, so every token already sees the whole text. Token Prepending "
+                "exists for decoder-only LLMs, whose causal attention hides the end of a text "
+                "from its start; there is no TP to switch off here. Build an index with the "
+                "default model (`tpr index FOLDER --index NAME`) to compare."
+            )
+        return (
+            "This index's vectors come from an embedder without an LLM's layers (LangChain "
+            "embeddings or another encoder), so there is no TP to switch off. Build an index "
+            "with the default model (`tpr index FOLDER --index NAME`) to compare."
+        )
+    if not config.tp:
+        how = "situated chunks" if getattr(config, "window", 0) else (
+            "echo embeddings" if "echo" in (config.prompt or "") else "the vanilla prompt"
+        )
+        return (
+            f"This index was built without TP ({how}): its stored vectors are already what "
+            "the comparison would compute on the other side. Build an index with TP on (the "
+            "default) to see what TP changes."
+        )
+    return None
+
+
 def compare_tp(searcher: Searcher, query: str, candidates: int = 20, twin=None) -> list[RankChange]:
-    """Rank the hybrid candidates of ``query`` by TP (stored) and vanilla (re-embedded) cosine."""
-    if not searcher.embedder.config.tp:
-        raise ValueError("this index was built without TP; there is nothing to compare")
+    """Rank the hybrid candidates of ``query`` by TP (stored) and vanilla (re-embedded) cosine.
+
+    Raises:
+        ValueError: the index has no TP to compare (:func:`tp_unavailable` says why).
+    """
+    reason = tp_unavailable(searcher.embedder)
+    if reason:
+        raise ValueError(reason)
     hits = searcher.search(query, k=candidates, mode="hybrid")
     if not hits:
         return []

@@ -310,30 +310,29 @@ def search(query, index_dir, **kw):
 @click.argument("question")
 @index_option
 @search_options
-@click.option("--llm", "llm_url", default=None, metavar="URL",
+@click.option("--llm", "llm_url", default=None, metavar="URL|DIR|FILE",
               help="An OpenAI-compatible endpoint ending in /v1 (Ollama: "
-              "http://127.0.0.1:11434/v1; llama.cpp's server: http://127.0.0.1:8080/v1). An API "
-              "key, if the server needs one, comes from $TPR_LLM_API_KEY only.")  # fmt: skip
+              "http://127.0.0.1:11434/v1; llama.cpp's server: http://127.0.0.1:8080/v1), a local "
+              "model directory, or a .gguf file (needs llama-cpp-python). Default: the "
+              "index's own LLM (small: poor answers). API key: $TPR_LLM_API_KEY.")  # fmt: skip
 @click.option("--llm-model", default="default", show_default=True,
               help="The model name the endpoint serves (e.g. llama3.2).")  # fmt: skip
 @click.option("--llm-timeout", type=click.FloatRange(1, 3600), default=120.0, show_default=True)
+@click.option("--llm-max-tokens", type=click.IntRange(1, 32768), default=512, show_default=True,
+              help="The longest answer a local model writes.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="The answer, its sources and timings.")
-def ask(question, index_dir, llm_url, llm_model, llm_timeout, as_json, **kw):
+def ask(question, index_dir, llm_url, llm_model, llm_timeout, llm_max_tokens, as_json, **kw):
     """Answer QUESTION from the index, citing its sources as [n] (path:lines below)."""
-    from .answer import Endpoint, messages_for, sources_of
+    from .answer import messages_for, sources_of
+    from .generate import llm_for
     from .search.searcher import Searcher
 
-    if llm_url is None:
-        raise click.UsageError(
-            "give --llm URL, an OpenAI-compatible endpoint: e.g. `ollama serve` then --llm "
-            "http://127.0.0.1:11434/v1 --llm-model llama3.2 (answering with the index's own "
-            "270M embedding model is not built: it would answer poorly)"
-        )
-    endpoint = Endpoint(llm_url, llm_model, llm_timeout)
     request = request_of(question, kw)
-    searcher = Searcher.open(
-        resolve_index_dir(index_dir), load=load_logged, need_embedder=request.needs_embedder
-    )
+    need = request.needs_embedder or llm_url is None  # the index's own LLM answers
+    searcher = Searcher.open(resolve_index_dir(index_dir), load=load_logged, need_embedder=need)
+    endpoint, warning = llm_for(llm_url, searcher, llm_model, llm_timeout, llm_max_tokens)
+    if warning:
+        click.echo(f"note: {warning}", err=True)
     t = time.perf_counter()
     results = searcher.run(request)
     retrieved = time.perf_counter()

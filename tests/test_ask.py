@@ -114,7 +114,7 @@ def test_a_bad_endpoint_a_refusal_a_timeout_and_no_sources_are_one_line_each(ind
     closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     cases = [
         (ask(index, closed), "cannot reach the LLM at"),
-        (ask(index, "ollama"), "is not an endpoint URL"),
+        (ask(index, "ollama"), "give an OpenAI-compatible URL"),
     ]
     FakeLLM.mode = "refuse"
     cases.append((ask(index, llm), "refused the request (HTTP 401"))
@@ -126,8 +126,40 @@ def test_a_bad_endpoint_a_refusal_a_timeout_and_no_sources_are_one_line_each(ind
     for r, message in cases:
         assert r.exit_code == 1 and message in r.output, r.output
         assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 2
-    no_llm = run("ask", "cat", "--index", index)
-    assert no_llm.exit_code == 2 and "--llm URL" in no_llm.output
+    for spec, message in (
+        ("/nonexistent/model", "give an OpenAI-compatible URL"),
+        ("ftp-ish-name", "give an OpenAI-compatible URL"),
+    ):
+        r = run("ask", "cat", "--index", index, "--llm", spec, "--mode", "bm25")
+        assert r.exit_code == 1 and message in r.output, r.output
+
+
+def test_without_llm_the_index_s_own_model_answers_and_says_it_is_weak(index):
+    r = run("ask", "where did the cat sit", "--index", index, "--llm-max-tokens", "8")
+    assert r.exit_code == 0, r.output
+    assert "note: answering with the index's own" in r.output and "--llm" in r.output
+    assert "Sources:\n[1] " in r.output
+
+
+def test_a_local_model_directory_answers(index, tiny_model_dir):
+    r = run("ask", "where did the cat sit", "--index", index, "--llm", str(tiny_model_dir),
+            "--llm-max-tokens", "8", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index('{"answer"') :].splitlines()[0])  # after stderr
+    assert out["answer"] and out["sources"][0]["citation"].startswith("cats.md:")
+    assert "note:" not in r.output
+
+
+def test_a_gguf_file_without_llama_cpp_names_the_extra(index, tmp_path):
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        gguf = tmp_path / "model.gguf"
+        gguf.write_bytes(b"GGUF")
+        r = run("ask", "cat", "--index", index, "--llm", str(gguf), "--mode", "bm25")
+        assert r.exit_code == 1 and "llama-cpp-python" in r.output, r.output
+    else:
+        pytest.skip("llama-cpp-python is installed")
 
 
 def test_ask_takes_every_search_option(index, llm):

@@ -64,7 +64,8 @@ class LocalLLM:
         return cls(model, tokenizer, Path(path).name, **kw)
 
     def prompt(self, messages: list[dict]) -> str:
-        """The messages as one prompt: the chat template, or a plain layout without one."""
+        """The messages as one prompt: the chat template; without one, the turn markers the
+        vocabulary shows (Gemma's, ChatML), else a plain layout."""
         if getattr(self.tokenizer, "chat_template", None):
             try:
                 return self.tokenizer.apply_chat_template(
@@ -75,6 +76,13 @@ class LocalLLM:
                 return self.tokenizer.apply_chat_template(
                     merged, tokenize=False, add_generation_prompt=True
                 )
+        vocab = self.tokenizer.get_vocab()
+        if "<start_of_turn>" in vocab:  # Gemma's turns (a converted GGUF keeps no template)
+            text = "\n\n".join(m["content"] for m in messages)
+            return f"<start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n"
+        if "<|im_start|>" in vocab:  # ChatML (SmolLM2, Qwen)
+            turns = [f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages]
+            return "".join(turns) + "<|im_start|>assistant\n"
         turns = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
         return "\n\n".join(turns) + "\n\nAssistant:"
 

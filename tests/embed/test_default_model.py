@@ -130,3 +130,18 @@ def test_htp_and_echo_on_the_default_model(gemma, strategy):
     assert int(np.argmax(d @ q)) == 1
     assert emb.fingerprint != gemma.fingerprint
     assert ("htp" in emb.fingerprint_data) == (strategy == "htp")
+
+
+def test_the_default_model_answers_a_question_from_its_sources(gemma):
+    """`tpr ask` without --llm: the index's own LLM (this model) generates the answer, through
+    the chat template the converted GGUF tokenizer carries or the plain layout."""
+    from retriever.answer import Source, messages_for
+    from retriever.generate import LocalLLM
+
+    sources = [Source(1, "pets.md:1-2", "Pets", "The cat sat on the red mat all afternoon.")]
+    llm = LocalLLM(gemma.model, gemma.tokenizer, "gemma3-270m", max_new_tokens=24)
+    assert "The cat sat on the red mat" in llm.prompt(messages_for("Where did the cat sit?", sources))
+    pieces = list(llm.stream(messages_for("Where did the cat sit?", sources)))
+    answer = "".join(pieces)
+    assert len(pieces) >= 2 and answer.strip()  # streamed, piece by piece, and not empty
+    assert any(w in answer.lower() for w in ("mat", "[1]")), answer

@@ -35,7 +35,7 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SYSTEMS = {
     "TP preset (today's default)": lambda: EmbedderConfig.for_retrieval(),
     "echo (chunk alone)": lambda: EmbedderConfig.for_strategy("echo"),
-    "situated, window 1024": lambda: EmbedderConfig.for_strategy("situated"),
+    "situated (window 1024)": lambda: EmbedderConfig.for_strategy("situated"),
     "all-MiniLM-L6-v2": lambda: EmbedderConfig(model="minilm"),
 }
 
@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--scifact-docs", type=int, default=700)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--out", type=Path, default=Path("results/situated.json"))
+    ap.add_argument("--corpora", default="nq-utd,SciFact test cut")
+    ap.add_argument("--resume", action="store_true", help="keep what --out already holds")
     args = ap.parse_args()
     header()
     corpora = {

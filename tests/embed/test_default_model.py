@@ -140,8 +140,9 @@ def test_the_default_model_answers_a_question_from_its_sources(gemma):
 
     sources = [Source(1, "pets.md:1-2", "Pets", "The cat sat on the red mat all afternoon.")]
     llm = LocalLLM(gemma.model, gemma.tokenizer, "gemma3-270m", max_new_tokens=24)
-    assert "The cat sat on the red mat" in llm.prompt(messages_for("Where did the cat sit?", sources))
-    pieces = list(llm.stream(messages_for("Where did the cat sit?", sources)))
+    messages = messages_for("Where did the cat sit?", sources)
+    assert "The cat sat on the red mat" in llm.prompt(messages)
+    pieces = list(llm.stream(messages))
     answer = "".join(pieces)
     assert len(pieces) >= 2 and answer.strip()  # streamed, piece by piece, and not empty
     assert any(w in answer.lower() for w in ("mat", "[1]")), answer

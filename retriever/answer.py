@@ -155,3 +155,16 @@ def _content(body: dict, where: str) -> str:
         return body["choices"][0]["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise LLMError(f"{where} answered without choices[0].message.content") from None
+
+
+def linked_citations(escaped: str, sources: list[Source]) -> str:
+    """An answer already escaped as inert markdown (``inspect.escape_markdown``), its ``[n]``
+    made links to the source cards (anchors ``source-n``); a number naming no source stays
+    plain text."""
+    known = {s.n for s in sources}
+
+    def link(m: re.Match) -> str:
+        n = int(m.group(1))
+        return f"[\\[{n}\\]](#source-{n})" if n in known else m.group(0)
+
+    return re.sub(r"\\\[(\d+)\\\]", link, escaped)

@@ -78,12 +78,12 @@ def test_neighbours_from_results_and_by_position(ui_index):
     at = run_app()
     at.text_input(key="query").input("cat").run()
     assert at.selectbox(key="nn_pick").options
-    table = at.tabs[1].dataframe[0].value  # the Neighbours tab
+    table = at.tabs[2].dataframe[0].value  # the Neighbours tab
     assert len(table) == 5 and {"similarity", "path", "chunk", "text"} <= set(table.columns)
     assert list(table["similarity"]) == sorted(table["similarity"], reverse=True)
     at.radio(key="nn_source").set_value("By file and position").run()
     at.text_input(key="nn_path").input("dogs.md").run()
-    assert "dogs.md" not in set(at.tabs[1].dataframe[0].value["path"])  # itself excluded
+    assert "dogs.md" not in set(at.tabs[2].dataframe[0].value["path"])  # itself excluded
     at.text_input(key="nn_path").input("missing.txt").run()
     assert "No chunk 0 in missing.txt" in at.error[0].value
 
@@ -91,7 +91,7 @@ def test_neighbours_from_results_and_by_position(ui_index):
 def test_near_duplicates(ui_index):
     at = run_app()
     at.button(key="dup_go").click().run()
-    pairs = at.tabs[2].dataframe[0].value
+    pairs = at.tabs[3].dataframe[0].value
     assert len(pairs) >= 1
     first = pairs.iloc[0]
     assert {first["a"], first["b"]} == {"dup1.txt #0", "dup2.txt #0"}
@@ -102,10 +102,10 @@ def test_tp_vs_vanilla_and_map(ui_index):
     at.text_input(key="query").input("cat").run()
     at.button(key="tp_go").click().run()
     assert not at.exception
-    table = at.tabs[3].dataframe[0].value
+    table = at.tabs[4].dataframe[0].value
     assert list(table["TP rank"]) == list(range(1, len(table) + 1))
     assert sorted(table["vanilla rank"]) == list(range(1, len(table) + 1))
-    chart = at.tabs[4].children[0]
+    chart = at.tabs[5].children[0]
     assert chart.type == "vega_lite_chart"
     plotted = str(chart.proto)  # spec and inline datasets
     assert "query" in plotted and "result" in plotted  # the query and its results are plotted
@@ -114,16 +114,16 @@ def test_tp_vs_vanilla_and_map(ui_index):
 def test_manage_only_under_allowed_roots(ui_index, tmp_path, monkeypatch):
     docs = tmp_path / "docs"
     at = run_app()
-    assert "Indexing from the app is off" in at.tabs[5].info[0].value
+    assert "Indexing from the app is off" in at.tabs[6].info[0].value
     monkeypatch.setenv("TPR_ROOTS", str(tmp_path / "elsewhere"))
     at = run_app()
-    assert "not under an allowed root" in at.tabs[5].error[0].value
+    assert "not under an allowed root" in at.tabs[6].error[0].value
     monkeypatch.setenv("TPR_ROOTS", str(tmp_path))
     (docs / "new.txt").write_text("A new file about owls.")
     at = run_app()
     at.button(key="sync_go").click().run()
     assert not at.exception
-    assert "added 1" in at.tabs[5].success[0].value
+    assert "added 1" in at.tabs[6].success[0].value
 
 
 def test_highlight_escapes_and_neutralises_indentation():
@@ -187,7 +187,48 @@ def test_tp_tab_explains_an_index_without_tp(kind, tmp_path, tiny_model_dir, mon
     monkeypatch.setenv("TPR_INDEX", str(idx))
     at = run_app()
     at.text_input(key="query").input("cat").run()
-    assert not at.exception and not at.tabs[3].error
-    note = at.tabs[3].info[0].value
+    assert not at.exception and not at.tabs[4].error
+    note = at.tabs[4].info[0].value
     assert ("sentence encoder" if kind == "minilm" else "without TP (echo") in note
-    assert not [b for b in at.tabs[3].button if b.key == "tp_go"]  # nothing to press
+    assert not [b for b in at.tabs[4].button if b.key == "tp_go"]  # nothing to press
+
+
+from .test_ask import llm  # noqa: E402, F401 (the fake OpenAI-compatible endpoint)
+
+
+def test_ask_tab_streams_a_linked_answer_with_its_sources(ui_index, llm):  # noqa: F811
+    at = run_app()
+    at.sidebar.text_input(key="llm_url").input(llm).run()
+    at.text_input(key="ask_q").input("where did the cat sit").run()
+    at.button(key="ask_go").click().run()
+    assert not at.exception, at.exception
+    tab = at.tabs[1]
+    answer = tab.markdown[0].value
+    assert "sat on the mat" in answer and "[\\[1\\]](#source-1)" in answer
+    assert "\\[7\\]" in answer and "(#source-7)" not in answer  # no such source: plain text
+    assert "[7]" in tab.warning[0].value
+    heads = [h.value for h in tab.subheader]
+    assert heads[0].startswith("[1] ") and len(heads) == 5
+    sent = [t.value for t in tab.text]
+    assert any("Dogs chase cars" in t for t in sent)  # the sources' texts, as plain text
+    prompt = [t for t in sent if "Source [1]" in t or "[1]" in t]
+    assert prompt  # the prompt sent is shown
+
+
+def test_result_cards_options_and_identical_texts(ui_index):
+    at = run_app()
+    at.text_input(key="query").input("same words").run()
+    assert not at.exception
+    tab = at.tabs[0]
+    also = [c.value for c in tab.caption if c.value.startswith("the same text also in")]
+    assert len(also) == 1 and ("dup1" in also[0] or "dup2" in also[0])
+    codes = [c.value for c in tab.code]
+    assert codes and all(c.split(":")[0] in {p.name for p in ui_index.parent.glob("docs/*")}
+                         for c in codes)  # fmt: skip
+    assert all("\u2060" not in c for c in codes)  # the copied citation is plain
+    at.toggle(key="mmr").set_value(True).run()
+    at.number_input(key="min_score").set_value(5.0).run()
+    assert not at.exception and at.tabs[0].warning[0].value == "No results."
+    at.number_input(key="min_score").set_value(0.0).run()
+    at.text_area(key="metadata").input("lang = en").run()
+    assert not at.exception and at.tabs[0].warning[0].value == "No results."  # files have none

@@ -55,7 +55,7 @@ def test_picker_shows_names_and_tp_table_explains_itself(named_index):
     picker = at.sidebar.selectbox[0]
     assert picker.options == ["notes"] and picker.value == str(named_index)
     at.text_input(key="query").input("cat").run()
-    caption = " ".join(c.value for c in at.tabs[3].caption)
+    caption = " ".join(c.value for c in at.tabs[4].caption)
     assert "For the query “cat”" in caption and "“change” = vanilla rank − TP rank" in caption
 
 
@@ -65,12 +65,12 @@ def test_the_map_can_show_the_whole_index(named_index):
     at = run_app()
     at.text_input(key="query").input("cat").run()
     at.slider(key="k").set_value(1).run()
-    small = " ".join(c.value for c in at.tabs[4].caption)
+    small = " ".join(c.value for c in at.tabs[5].caption)
     at.toggle(key="map_whole").set_value(True).run()
     assert not at.exception
-    whole = " ".join(c.value for c in at.tabs[4].caption)
+    whole = " ".join(c.value for c in at.tabs[5].caption)
     assert f"{total} chunks and the query" in whole and f"{total} chunks" not in small
-    assert at.tabs[4].children[0].type == "vega_lite_chart"
+    assert at.tabs[5].children[0].type == "vega_lite_chart"
     # Streamlit 1.67 deprecates use_container_width (it logs in the browser session only, which
     # AppTest does not show), so the source is checked for it.
     assert "use_container_width" not in Path(APP).read_text()

@@ -14,12 +14,15 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
 
+from retriever.answer import linked_citations, messages_for, sources_of, unknown_citations
 from retriever.embed.factory import load_embedder
 from retriever.errors import TPRError
+from retriever.generate import llm_for
 from retriever.index import manage
 from retriever.index.store import DB_NAME, db_error, indexes_home, resolve_index
 from retriever.index.structure import code_fences
@@ -38,7 +41,10 @@ from retriever.search.inspect import (
     tp_unavailable,
 )
 from retriever.search.request import MODES, SearchRequest
+from retriever.search.result import merge_identical
 from retriever.search.searcher import Searcher
+
+PREVIEW_LINES = 6  # lines of a chunk on its card; the rest in the expander
 
 
 def _args():
@@ -101,20 +107,32 @@ def index_card(index_dir: Path) -> dict:
 
 
 def show_results(searcher: Searcher, query: str, results) -> None:
-    for rank, r in enumerate(results, start=1):
+    """Result cards: the citation line, a copyable citation, the chunk's first lines with the
+    query's words in bold, the whole chunk and its neighbours on demand. Identical texts
+    (a file copied under two names) are shown once, with every citation."""
+    for rank, (r, same) in enumerate(merge_identical(results), start=1):
         scores = "  ".join(f"{k} {v:.4f}" for k, v in r.scores.items())
         page = f" p.{r.page}" if r.page else ""
         # Paths are document data too: escaped, never trusted as markup.
         heading = f" · § {escape_markdown(r.heading)}" if r.heading else ""
-        st.markdown(
-            f"**{rank}.** {escape_markdown(r.citation)}{page}{heading} · chunk {r.ordinal} · "
-            f"{scores}"
+        st.markdown(f"**{rank}.** {escape_markdown(r.citation)}{page}{heading} · {scores}")
+        if same:
+            also = ", ".join(escape_markdown(x.citation) for x in same)
+            st.caption(f"the same text also in: {also}")
+        st.code(r.citation, language=None)  # plain text with a copy button
+        lines = r.text.splitlines()
+        show_text("\n".join(lines[:PREVIEW_LINES]), query)
+        label = "Whole chunk and its neighbours" + (
+            f" ({len(lines) - PREVIEW_LINES} more lines)" if len(lines) > PREVIEW_LINES else ""
         )
-        show_text(r.text, query)
-        with st.expander("Surrounding chunks"):
+        with st.expander(label):
             for c in context(searcher, r.chunk_id):
-                st.caption(f"chunk {c['ordinal']}")
-                st.text(c["text"])
+                if c["ordinal"] == r.ordinal:
+                    st.caption(f"chunk {c['ordinal']} (this one)")
+                    show_text(c["text"], query)
+                else:
+                    st.caption(f"chunk {c['ordinal']}")
+                    st.text(c["text"])
 
 
 def show_text(text: str, query: str) -> None:
@@ -129,6 +147,21 @@ def show_text(text: str, query: str) -> None:
         pos = end
     if text[pos:].strip():
         st.markdown(keep_lines(highlight(text[pos:], query)))
+
+
+def metadata_of(text: str) -> dict:
+    """``key = value`` lines as a metadata filter (numbers and true/false as such)."""
+    out: dict = {}
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if not eq or not key.strip():
+            continue
+        value = value.strip()
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def index_label(path: str) -> str:
@@ -181,6 +214,52 @@ def resync(searcher: Searcher, meta: dict, index_dir: Path) -> None:
             st.dataframe([{"path": p, "reason": why} for p, why in r.skipped], hide_index=True)
 
 
+def ask(searcher: Searcher) -> None:
+    """The Ask tab: an answer from the index's sources, streamed, each [n] a link to its card.
+    The LLM is chosen in the sidebar; the answer is escaped like any document text."""
+    st.sidebar.caption("LLM for the Ask tab")
+    url = st.sidebar.text_input(
+        "OpenAI-compatible endpoint (blank: the index's own model)",
+        value=os.environ.get("TPR_LLM_URL", ""),
+        key="llm_url",
+        help="e.g. http://127.0.0.1:11434/v1 (Ollama) or http://127.0.0.1:8080/v1 (llama.cpp)",
+    )
+    model = st.sidebar.text_input("Model name at the endpoint", "default", key="llm_model")
+    question = st.text_input("Question", key="ask_q")
+    k = st.slider("Sources", 1, 10, 5, key="ask_k")
+    if not (question.strip() and st.button("Ask", key="ask_go")):
+        return
+    try:
+        results = searcher.run(SearchRequest(question, k=k))
+        if not results:
+            st.warning("No source in the index matches this question: nothing to answer from.")
+            return
+        sources = sources_of(results)
+        messages = messages_for(question, sources)
+        llm, warning = llm_for(url.strip() or None, searcher, model.strip() or "default")
+        if warning:
+            st.caption(warning)
+        box, text = st.empty(), ""
+        for piece in llm.stream(messages):
+            text += piece
+            box.markdown(linked_citations(escape_markdown(text), sources))
+    except TPRError as e:
+        st.error(str(e))
+        return
+    unknown = unknown_citations(text, sources)
+    if unknown:
+        st.warning("The answer cites " + ", ".join(f"[{n}]" for n in unknown) + ", not a source.")
+    with st.expander("The prompt sent"):
+        for m in messages:
+            st.caption(m["role"])
+            st.text(m["content"])
+    for s in sources:
+        heading = f" · § {escape_markdown(s.heading)}" if s.heading else ""
+        st.subheader(f"[{s.n}] {escape_markdown(s.citation)}{heading}", anchor=f"source-{s.n}")
+        st.code(s.citation, language=None)
+        st.text(s.text)
+
+
 def main() -> None:
     st.set_page_config(page_title="tp-retriever", layout="wide")
     st.title("tp-retriever")
@@ -200,9 +279,11 @@ def main() -> None:
         st.error(str(e))
         return
 
-    search_tab, nn_tab, dup_tab, tp_tab, map_tab, manage_tab = st.tabs(
-        ["Search", "Neighbours", "Near-duplicates", "TP vs vanilla", "Map", "Manage"]
+    search_tab, ask_tab, nn_tab, dup_tab, tp_tab, map_tab, manage_tab = st.tabs(
+        ["Search", "Ask", "Neighbours", "Near-duplicates", "TP vs vanilla", "Map", "Manage"]
     )
+    with ask_tab:
+        ask(searcher)
     with search_tab:
         query = st.text_input("Query", key="query")
         c1, c2, c3, c4 = st.columns(4)
@@ -220,13 +301,33 @@ def main() -> None:
         k = c2.slider("k", 1, 20, 5, key="k")
         glob = c3.text_input("Path glob", key="glob")
         types = c4.text_input("File types (e.g. .md .pdf)", key="types")
+        with st.expander("More options: MMR, heading, modified since, metadata, min score"):
+            o1, o2, o3 = st.columns(3)
+            mmr = o1.toggle("MMR (diverse results)", key="mmr")
+            heading = o1.text_input("Heading glob (e.g. *install*)", key="heading")
+            since = o2.number_input("Modified in the last N days (0: any)", 0, key="since")
+            min_score = o2.number_input("Min score (0: none)", 0.0, key="min_score")
+            pairs = o3.text_area("Metadata, key = value per line", key="metadata")
         if query.strip():
-            flt = Filter(path_glob=glob or None, suffixes=tuple(types.split()))
             try:
-                method = None if fusion.startswith("default") else fusion
-                results = searcher.run(
-                    SearchRequest(query, k=k, mode=mode, filter=flt, fusion=method)
+                flt = Filter(
+                    path_glob=glob or None,
+                    heading=heading or None,
+                    suffixes=tuple(types.split()),
+                    modified_after=time.time() - since * 86400 if since else None,
+                    metadata=metadata_of(pairs) or None,
                 )
+                method = None if fusion.startswith("default") else fusion
+                request = SearchRequest(
+                    query,
+                    k=k,
+                    mode=mode,
+                    filter=flt,
+                    fusion=method,
+                    mmr=mmr,
+                    min_score=min_score or None,
+                )
+                results = searcher.run(request)
             except TPRError as e:
                 st.error(str(e))
                 results = []

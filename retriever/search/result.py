@@ -47,3 +47,16 @@ class Result:
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "citation": self.citation}
+
+
+def merge_identical(results: list[Result]) -> list[tuple[Result, list[Result]]]:
+    """Results whose text is the same (a file copied under two names) shown once: each first
+    occurrence, in rank order, with the later results that repeat its text."""
+    groups: dict[str, tuple[Result, list[Result]]] = {}
+    for r in results:
+        key = " ".join(r.text.split())
+        if key in groups:
+            groups[key][1].append(r)
+        else:
+            groups[key] = (r, [])
+    return list(groups.values())

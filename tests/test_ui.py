@@ -109,6 +109,9 @@ def test_tp_vs_vanilla_and_map(ui_index):
     assert chart.type == "vega_lite_chart"
     plotted = str(chart.proto)  # spec and inline datasets
     assert "query" in plotted and "result" in plotted  # the query and its results are plotted
+    # a legend of what each point is, colour by file, a tooltip with citation and heading
+    assert all(w in plotted for w in ("results", "neighbours", "cross", "diamond", "file"))
+    assert "citation" in plotted and "heading" in plotted and "cats.txt:1" in plotted
 
 
 def test_manage_only_under_allowed_roots(ui_index, tmp_path, monkeypatch):

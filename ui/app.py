@@ -421,22 +421,42 @@ def main() -> None:
 
             whole = st.session_state.get("map_whole", False)  # the toggle sits under the map
             points = pca_map(searcher, q, [cid for cid, _, _ in picked], whole_index=whole)
+            what = {"query": "query", "result": "results", "neighbour": "neighbours"}
+            for p in points:
+                p["what"] = what.get(p["kind"], "other chunks")
+            order = ["query", "results", "neighbours", "other chunks"]
             chart = (
                 alt.Chart(alt.Data(values=points))
-                .mark_circle()
+                .mark_point(filled=True, opacity=0.85)
                 .encode(
-                    x="x:Q",
-                    y="y:Q",
-                    color="kind:N",
-                    size=alt.Size("kind:N", scale=alt.Scale(range=[20, 160]), legend=None),
-                    tooltip=["label:N", "text:N"],
+                    x=alt.X("x:Q", title=None),
+                    y=alt.Y("y:Q", title=None),
+                    color=alt.Color("file:N", title="file", legend=alt.Legend(symbolLimit=12)),
+                    shape=alt.Shape(
+                        "what:N",
+                        title="point",
+                        scale=alt.Scale(
+                            domain=order, range=["cross", "diamond", "triangle", "circle"]
+                        ),
+                    ),
+                    size=alt.Size(
+                        "what:N",
+                        scale=alt.Scale(domain=order, range=[260, 160, 90, 30]),
+                        legend=None,
+                    ),
+                    tooltip=[
+                        alt.Tooltip("label:N", title="citation"),
+                        alt.Tooltip("heading:N", title="heading"),
+                        alt.Tooltip("text:N", title="text"),
+                    ],
                 )
             )
             st.altair_chart(chart, width="stretch")
             st.toggle("Show the whole index (up to 5,000 chunks)", key="map_whole")
             st.caption(
                 f"PCA of the stored vectors (2 components), {len(points) - 1} chunks and the "
-                "query; hover for the text."
+                "query; colour is the file, the shape what a point is; hover for its citation, "
+                "heading and text."
             )
 
     with manage_tab:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index import vectors
+from .result import citation
 from .searcher import Searcher
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
@@ -195,8 +196,10 @@ def tp_unavailable(embedder) -> str | None:
             "with the default model (`tpr index FOLDER --index NAME`) to compare."
         )
     if not config.tp:
-        how = "situated chunks" if getattr(config, "window", 0) else (
-            "echo embeddings" if "echo" in (config.prompt or "") else "the vanilla prompt"
+        how = (
+            "situated chunks"
+            if getattr(config, "window", 0)
+            else ("echo embeddings" if "echo" in (config.prompt or "") else "the vanilla prompt")
         )
         return (
             f"This index was built without TP ({how}): its stored vectors are already what "
@@ -281,16 +284,21 @@ def pca_map(
             "kind": "query",
             "label": "query",
             "text": query[:200],
+            "file": "(the query)",
+            "heading": "",
         }
     ]
     for j, cid in enumerate(ids, start=1):
+        r = rows[cid]
         out.append(
             {
                 "x": float(xy[j, 0]),
                 "y": float(xy[j, 1]),
                 "kind": kinds[cid],
-                "label": f"{rows[cid]['path']} #{rows[cid]['ordinal']}",
-                "text": rows[cid]["text"][:200],
+                "label": citation(r["path"], r.get("start_line"), r.get("end_line")),
+                "text": r["text"][:200],
+                "file": r["path"],
+                "heading": r.get("heading") or "",
             }
         )
     return out

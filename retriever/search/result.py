@@ -40,13 +40,18 @@ class Result:
     @property
     def citation(self) -> str:
         """``path:line`` (``path:first-last`` for a chunk over several lines)."""
-        if self.start_line is None:
-            return self.path
-        last = f"-{self.end_line}" if self.end_line and self.end_line != self.start_line else ""
-        return f"{self.path}:{self.start_line}{last}"
+        return citation(self.path, self.start_line, self.end_line)
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "citation": self.citation}
+
+
+def citation(path: str, start_line: int | None, end_line: int | None) -> str:
+    """The one spelling of a chunk's place: ``path:line`` or ``path:first-last``."""
+    if start_line is None:
+        return path
+    last = f"-{end_line}" if end_line and end_line != start_line else ""
+    return f"{path}:{start_line}{last}"
 
 
 def merge_identical(results: list[Result]) -> list[tuple[Result, list[Result]]]:

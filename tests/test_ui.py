@@ -129,6 +129,41 @@ def test_manage_only_under_allowed_roots(ui_index, tmp_path, monkeypatch):
     assert "added 1" in at.tabs[6].success[0].value
 
 
+def test_manage_removes_a_file_and_indexes_a_new_folder(ui_index, tmp_path, monkeypatch):
+    from retriever.index.store import Store
+
+    at = run_app()
+    assert at.button(key="rm_go").disabled  # nothing is removed without the tick
+    at.selectbox(key="rm_path").set_value("dogs.md").run()
+    at.checkbox(key="rm_ok").check().run()
+    at.button(key="rm_go").click().run()
+    assert not at.exception and "removed dogs.md" in at.tabs[6].success[0].value
+    assert (tmp_path / "docs" / "dogs.md").exists()  # the file itself is never touched
+    with Store.open(ui_index) as s:
+        assert "dogs.md" not in {r["path"] for r in s.db["files"].rows}
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "owls.txt").write_text("Owls hunt at night.")
+    assert "Off" in " ".join(c.value for c in at.tabs[6].caption)  # no roots: not offered
+    assert not [w for w in at.tabs[6].text_input if w.key == "new_folder"]
+    monkeypatch.setenv("TPR_ROOTS", str(tmp_path / "docs"))
+    at = run_app()
+    at.text_input(key="new_folder").input(str(other)).run()
+    at.text_input(key="new_name").input("owls").run()
+    at.button(key="new_go").click().run()
+    assert "not under an allowed root" in at.tabs[6].error[0].value
+    assert not (tmp_path / "home" / "indexes" / "owls").exists()
+    monkeypatch.setenv("TPR_ROOTS", str(other))
+    at = run_app()
+    at.text_input(key="new_folder").input(str(other)).run()
+    at.text_input(key="new_name").input("owls").run()
+    at.selectbox(key="new_preset").set_value("all-MiniLM-L6-v2 (baseline)").run()
+    at.button(key="new_go").click().run()
+    assert not at.exception and "added 1" in at.tabs[6].success[0].value
+    assert (tmp_path / "home" / "indexes" / "owls" / "index.db").exists()
+
+
 def test_highlight_escapes_and_neutralises_indentation():
     from retriever.search.inspect import escape_markdown, highlight
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import streamlit as st
+from manage_tab import manage_tab_ui  # ui/manage_tab.py (Streamlit puts ui/ on the path)
 
 from retriever.answer import linked_citations, messages_for, sources_of, unknown_citations
 from retriever.embed.factory import load_embedder
@@ -171,47 +172,6 @@ def index_label(path: str) -> str:
         return p.name
     home = str(Path.home())
     return "~" + path[len(home) :] if path.startswith(home + "/") else path
-
-
-def resync(searcher: Searcher, meta: dict, index_dir: Path) -> None:
-    """Re-sync the index's folder, if it lies under a root the user allowed."""
-    roots = allowed_roots()
-    if not meta.get("root"):
-        st.info("This index has no folder: its texts were added from code (TPVectorStore).")
-        return
-    folder = Path(meta["root"]).resolve()
-    if not roots:
-        st.info(
-            "Indexing from the app is off. Allow folders with "
-            "`streamlit run ui/app.py -- --root FOLDER` (or TPR_ROOTS=a:b)."
-        )
-        return
-    st.text(f"folder: {folder}\nallowed roots: {', '.join(map(str, roots))}")
-    if not any(folder.is_relative_to(r) for r in roots):
-        st.error(f"{folder} is not under an allowed root; the app will not read it.")
-        return
-    if st.button("Re-sync folder", key="sync_go"):
-        from retriever.index.indexer import Indexer
-
-        bar = st.progress(0.0, text="scanning...")
-
-        def report(done: int, total: int, chunks: int) -> None:
-            share = done / max(total, 1)
-            bar.progress(share, text=f"{share:.0%} of the text embedded ({chunks} chunks)")
-
-        try:
-            r = Indexer(searcher.embedder).sync(folder, index_dir, on_progress=report)
-        except TPRError as e:
-            st.error(str(e))
-            return
-        bar.progress(1.0, text="done")
-        st.success(
-            f"added {r.added}, updated {r.updated}, moved {r.moved}, removed {r.removed}, "
-            f"unchanged {r.unchanged}, skipped {len(r.skipped)}; {r.chunks} chunks in "
-            f"{r.seconds:.1f}s"
-        )
-        if r.skipped:
-            st.dataframe([{"path": p, "reason": why} for p, why in r.skipped], hide_index=True)
 
 
 def ask(searcher: Searcher) -> None:
@@ -460,7 +420,7 @@ def main() -> None:
             )
 
     with manage_tab:
-        resync(searcher, meta, Path(chosen))
+        manage_tab_ui(searcher, meta, Path(chosen), allowed_roots())
 
     with dup_tab:
         threshold = st.slider("Similarity at least", 0.80, 1.0, 0.97, 0.01, key="dup_t")

@@ -104,6 +104,9 @@ class LocalLLM:
                         **enc,
                         max_new_tokens=self.max_new_tokens,
                         do_sample=False,
+                        # small models loop on a phrase under greedy decoding ("(s) (s) (s)")
+                        repetition_penalty=1.15,
+                        no_repeat_ngram_size=4,
                         streamer=streamer,
                         pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                     )

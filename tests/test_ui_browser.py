@@ -76,3 +76,60 @@ def test_query_results_and_neighbours_in_a_real_browser(server, tmp_path):
         page.get_by_role("tab", name="Neighbours").click()
         page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
         browser.close()
+
+
+def test_ask_tab_card_expander_filter_and_map_legend_in_a_real_browser(server):
+    """The Ask tab against the fake OpenAI-compatible endpoint, a result card's expander, one
+    filter, and the map's legend, clicked as a user would."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_ask import FakeLLM
+    from tests.ui_server import CHROMIUM_ARGS
+
+    llm = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
+    threading.Thread(target=llm.serve_forever, daemon=True).start()
+    FakeLLM.seen, FakeLLM.mode = [], "stream"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)
+            box = page.get_by_label("Query")
+            box.wait_for(timeout=60_000)
+            box.fill("cat")
+            box.press("Enter")
+            page.get_by_text("cats.txt").first.wait_for(timeout=60_000)
+            # a card's expander shows the whole chunk
+            page.get_by_text("Whole chunk and its neighbours").first.click()
+            page.get_by_text("(this one)").first.wait_for(timeout=30_000)
+            # one filter: only .txt files named dogs
+            page.get_by_label("Path glob").fill("dogs*")
+            page.get_by_label("Path glob").press("Enter")
+            page.wait_for_timeout(2000)
+            main = page.locator('[data-testid="stMain"]')
+            assert main.locator("code", has_text="cats.txt").count() == 0
+            assert main.locator("code", has_text="dogs.txt").count() >= 1
+            # the map's legend
+            page.get_by_role("tab", name="Map").click()
+            page.get_by_text("neighbours").first.wait_for(timeout=30_000)
+            # the Ask tab against the fake endpoint
+            page.get_by_role("tab", name="Ask").click()
+            endpoint = page.get_by_role("textbox", name="OpenAI-compatible endpoint")
+            endpoint.fill(f"http://127.0.0.1:{llm.server_address[1]}/v1")
+            endpoint.press("Enter")
+            question = page.get_by_label("Question")
+            question.fill("where did the cat sit")
+            question.press("Enter")
+            page.wait_for_timeout(1000)
+            page.get_by_role("button", name="Ask").click()
+            link = page.locator('a[href="#source-1"]')
+            link.first.wait_for(timeout=60_000)
+            assert "sat on the mat" in main.inner_text()
+            assert page.locator("#source-1").count() == 1  # the card the link points at
+            assert FakeLLM.seen and "The cat sat on the mat" in str(FakeLLM.seen[-1]["body"])
+            browser.close()
+    finally:
+        llm.shutdown()

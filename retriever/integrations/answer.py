@@ -1,10 +1,10 @@
 """Answers with citations from any LangChain retriever: ``answer(retriever, question, llm)``.
 
 The retriever's Documents become numbered sources (their ``citation`` metadata, ``path:lines``
-for this package's retrievers, else their ``source``), the LLM at an OpenAI-compatible endpoint
-is asked to answer only from them citing ``[n]`` (:mod:`retriever.answer`), and the result keeps
-the Documents, so a chain can show where each ``[n]`` comes from. LangChain users who compose
-their own chains can use :func:`retriever.answer.messages_for` for the prompt.
+for this package's retrievers, else their ``source``), the LLM (an OpenAI-compatible endpoint
+or a local model) is asked to answer only from them citing ``[n]`` (:mod:`retriever.answer`),
+and the result keeps the Documents, so a chain can show where each ``[n]`` comes from.
+LangChain users who compose their own chains can use :func:`retriever.answer.messages_for`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from langchain_core.documents import Document
 from ..answer import Endpoint, Source, messages_for, unknown_citations
 
 
-def answer(
-    retriever, question: str, llm: Endpoint | str, model: str = "default", **search: Any
-) -> dict[str, Any]:
+def answer(retriever, question: str, llm, model: str = "default", **search: Any) -> dict[str, Any]:
     """Retrieve, then answer from the sources.
 
     Args:
         retriever: any LangChain retriever (``TPRetriever``, ``TPRemoteRetriever``, ...).
         question: the user's question.
-        llm: an :class:`~retriever.answer.Endpoint`, or its URL (``http://127.0.0.1:11434/v1``).
+        llm: an :class:`~retriever.answer.Endpoint` or its URL (``http://127.0.0.1:11434/v1``),
+            or any object with its ``stream(messages)`` (a local model:
+            :class:`~retriever.generate.LocalLLM`).
         model: the model name, when ``llm`` is a URL.
         search: per-call retriever settings (``k=4``, ``filter={...}``).
 
@@ -35,7 +35,7 @@ def answer(
     Raises:
         LLMError: the endpoint cannot be reached, refused, or did not answer in time.
     """
-    endpoint = llm if isinstance(llm, Endpoint) else Endpoint(llm, model)
+    endpoint = Endpoint(llm, model) if isinstance(llm, str) else llm
     docs: list[Document] = retriever.invoke(question, **search)
     sources = [
         Source(n, str(d.metadata.get("citation") or d.metadata.get("source") or f"source {n}"),

@@ -139,3 +139,37 @@ def test_the_window_is_part_of_the_fingerprint_and_checked(tiny_models, tokenize
         _embedder(model, tokenizer, window=4)
     with pytest.raises(ConfigError, match="window"):
         _embedder(model, tokenizer, window=64, tp=True, htp=4, tp_start=1, tp_exit=2)
+
+
+def test_cli_situated_fills_its_settings_and_indexes_with_them(tiny_model_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from retriever.cli import cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args])
+
+    model = ["--model", tiny_model_dir, "--json"]
+    r = run("embed", DOC, *model, "--situated")
+    assert r.exit_code == 0, r.output
+    config = json.loads(r.stdout)["config"]
+    assert config["window"] == 1024 and config["prompt"] == "echo-passage"
+    assert config["tp"] is False and config["pooling"] == "mean"
+    assert (
+        json.loads(run("embed", DOC, *model, "--situated", "256").stdout)["config"]["window"] == 256
+    )
+    r = run("embed", DOC, *model, "--situated", "--echo")
+    assert r.exit_code != 0 and "choose one" in r.output
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(DOC)
+    r = run(
+        "index", docs, "--model", tiny_model_dir, "--index", tmp_path / "ix", "--situated", "64"
+    )
+    assert r.exit_code == 0, r.output
+    info = json.loads(run("info", "--index", tmp_path / "ix", "--json").stdout)
+    assert info["embedder"]["window"] == 64
+    r = run("index", docs, "--index", tmp_path / "ix")  # a re-sync keeps it, nothing to redo
+    assert r.exit_code == 0, r.output

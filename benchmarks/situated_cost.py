@@ -54,7 +54,7 @@ def main() -> None:
     minilm, preset = med["all-MiniLM-L6-v2"], med[next(iter(SYSTEMS))]
     lines = [
         f"First {args.docs} nq-utd passages, chunks of 128 tokens, {args.rounds} rounds in "
-        "alternation, nothing else running; median per system.",
+        "alternation; median per system.",
         "",
         "| system | chunks | CPU s | wall s | vs MiniLM | vs today's preset |",
         "|---|---:|---:|---:|---:|---:|",

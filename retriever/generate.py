@@ -184,7 +184,5 @@ def llm_for(
             "this index's embedder is not an LLM (a sentence encoder cannot answer): give "
             "--llm URL (e.g. http://127.0.0.1:11434/v1 for Ollama) or a local model directory"
         )
-    name = getattr(embedder, "identity", None) or embedder.config.model
-    name = name if isinstance(name, str) else embedder.config.model
-    llm = LocalLLM(model_obj, embedder.tokenizer, name, max_new_tokens)
-    return llm, WEAK.format(name=embedder.config.model)
+    name = embedder.config.model
+    return LocalLLM(model_obj, embedder.tokenizer, name, max_new_tokens), WEAK.format(name=name)

@@ -91,6 +91,30 @@ def cpu_share(options: RayOptions, actors: int) -> tuple[int, float]:
     return threads, min(float(threads), 0.75 * total / actors)
 
 
+def ordered_map(items: list[dict], actor, kwargs: dict, options: RayOptions, batch_size: int,
+                batch_format: str):  # fmt: skip
+    """A Ray Data job over ``items`` with ``options.actors`` instances of the callable class
+    ``actor`` (built with ``kwargs`` plus its torch threads); its output batches, in order."""
+    import ray
+
+    start(options)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    actors = options.actors or 1
+    threads, cpus = cpu_share(options, actors)
+    ds = ray.data.from_items(items).map_batches(
+        actor,
+        fn_constructor_kwargs={**kwargs, "threads": None if options.gpus else threads},
+        batch_size=batch_size,
+        batch_format=batch_format,
+        concurrency=actors,
+        num_gpus=options.gpus or None,
+        num_cpus=None if options.gpus else cpus,
+    )
+    return ds.iter_batches(batch_size=None, batch_format=batch_format)
+
+
 def embed_texts(
     config, texts: Sequence[str], options: RayOptions
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -101,26 +125,8 @@ def embed_texts(
         texts: the chunks to embed.
         options: where and how wide the job runs.
     """
-    import ray
-
-    start(options)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
-    actors = options.actors or 1
-    threads, cpus = cpu_share(options, actors)
-    ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-    ds = ds.map_batches(
-        EmbedActor,
-        fn_constructor_kwargs={
-            "config": asdict(config),
-            "threads": None if options.gpus else threads,
-        },
-        batch_size=options.batch_size,
-        batch_format="numpy",
-        concurrency=actors,
-        num_gpus=options.gpus or None,
-        num_cpus=None if options.gpus else cpus,
-    )
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+    items = [{"i": i, "text": t} for i, t in enumerate(texts)]
+    kwargs = {"config": asdict(config)}
+    ordered = ordered_map(items, EmbedActor, kwargs, options, options.batch_size, "numpy")
+    for batch in ordered:
         yield np.asarray(batch["i"]), np.stack(batch["vector"]).astype(np.float32)

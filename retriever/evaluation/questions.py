@@ -120,7 +120,7 @@ class Tuning:
             out.append(
                 {
                     "setting": label,
-                    "hits@1": float(np.mean((ranks >= 1) & (ranks <= 1))),
+                    "hits@1": float(np.mean(ranks == 1)),
                     "hits@5": float(np.mean((ranks >= 1) & (ranks <= 5))),
                     "mrr@10": float(self.rr[label].mean()),
                     "default": label == self.default,

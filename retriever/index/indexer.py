@@ -433,12 +433,16 @@ class Indexer:
         t = time.perf_counter()
         parts = []
         if self._situated():  # a file's chunks inside the file: one pass per window
-            for p in group:
-                parts += self.embedder.encode_chunks([(p.document, p.spans())])
-        for i in range(0, len(texts) if not parts else 0, size):
-            parts.append(self.embedder.encode(texts[i : i + size]).astype(np.float32, copy=False))
-            if step is not None and i + size < len(texts):
-                step(group_bytes, i + size, len(texts))
+            parts = [
+                v for p in group for v in self.embedder.encode_chunks([(p.document, p.spans())])
+            ]
+        else:
+            for i in range(0, len(texts), size):
+                parts.append(
+                    self.embedder.encode(texts[i : i + size]).astype(np.float32, copy=False)
+                )
+                if step is not None and i + size < len(texts):
+                    step(group_bytes, i + size, len(texts))
         vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         report.embed_seconds += time.perf_counter() - t
         self._commit(store, group, vectors, report)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embed.ray_job import RayOptions, cpu_share, start
+from ..embed.ray_job import RayOptions, ordered_map
 from .chunking import Chunker
 from .loaders import SkipFile, Vanished, load
 from .run import Pending
@@ -97,30 +97,9 @@ class FileActor:
 def results(config, chunking, max_bytes: int, paths: list[str], options: RayOptions):
     """(position, status, reason, rows, vectors) per file of ``paths``, in order, from a Ray
     Data job whose actors read, chunk and embed the files."""
-    import ray
-
-    start(options)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
-    actors = options.actors or 1
-    threads, cpus = cpu_share(options, actors)
-    ds = ray.data.from_items([{"n": i, "path": p} for i, p in enumerate(paths)])
-    ds = ds.map_batches(
-        FileActor,
-        fn_constructor_kwargs={
-            "config": asdict(config),
-            "chunking": chunking,
-            "max_bytes": max_bytes,
-            "threads": None if options.gpus else threads,
-        },
-        batch_size=FILES_PER_BATCH,
-        batch_format="pandas",
-        concurrency=actors,
-        num_gpus=options.gpus or None,
-        num_cpus=None if options.gpus else cpus,
-    )
-    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+    items = [{"n": i, "path": p} for i, p in enumerate(paths)]
+    kwargs = {"config": asdict(config), "chunking": chunking, "max_bytes": max_bytes}
+    for batch in ordered_map(items, FileActor, kwargs, options, FILES_PER_BATCH, "pandas"):
         for row in batch.itertuples(index=False):
             yield int(row.n), row.status, row.reason, json.loads(row.rows), row.vectors
 

@@ -433,9 +433,9 @@ class Indexer:
         t = time.perf_counter()
         parts = []
         if self._situated():  # a file's chunks inside the file: one pass per window
-            parts = [
-                v for p in group for v in self.embedder.encode_chunks([(p.document, p.spans())])
-            ]
+            # The whole group in one call, so that the windows of short files share batches
+            # (one file per call ran a forward pass per window: batches of one on short texts).
+            parts = self.embedder.encode_chunks([(p.document, p.spans()) for p in group])
         else:
             for i in range(0, len(texts), size):
                 parts.append(

@@ -1,7 +1,6 @@
 """tp-retriever: local retrieval with Token Prepending embeddings from decoder-only LLMs."""
 
 from .embed.config import EmbedderConfig
-from .embed.embedder import TPEmbedder
 from .errors import (
     ConfigError,
     EmptyInputError,
@@ -23,3 +22,13 @@ __all__ = [
     "TokenizerError",
     "UnsupportedModelError",
 ]
+
+
+def __getattr__(name: str):
+    # TPEmbedder pulls in torch (~1.5-2.5 s): imported on first use, so the commands and searches
+    # that never load a model (BM25, info, list) start without it.
+    if name == "TPEmbedder":
+        from .embed.embedder import TPEmbedder
+
+        return TPEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

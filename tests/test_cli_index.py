@@ -122,3 +122,37 @@ def test_resync_reuses_the_index_settings_and_rebuild_takes_new_ones(tmp_path, t
     assert run("index", docs, *base, "--rebuild", "--pooling", "last").exit_code == 0
     embedder = json.loads(run("info", "--index", idx, "--json").stdout)["embedder"]
     assert (embedder["pooling"], embedder["tp_exit"]) == ("last", 3)
+
+
+def test_bm25_search_and_info_start_without_torch(tmp_path, tiny_model_dir):
+    """A command that loads no model must not pay torch's import (1.5-2.5 s of a cold start):
+    run in a fresh process, which reports whether torch was imported."""
+    import subprocess
+    import sys
+
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    (docs / "b.md").write_text("Dogs chase cars down the road.")
+    assert (
+        run("index", docs, "--model", tiny_model_dir, "--tp-exit", "3", "--index", idx).exit_code
+        == 0
+    )
+    code = (
+        "import sys\n"
+        "from retriever.cli import cli\n"
+        "try:\n"
+        "    cli(sys.argv[1:], prog_name='tpr')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    for args in (
+        ["search", "cars", "--index", str(idx), "--mode", "bm25"],
+        ["info", "--index", str(idx)],
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        assert "TORCH False" in out.stdout, (args, out.stdout[-500:])
+        assert "b.md" in out.stdout or "chunks" in out.stdout

@@ -36,6 +36,7 @@ from .models import DEFAULT_MODEL, NAMED_MODELS
 from .prompts import method_templates
 
 RUNTIME = ("batch_size", "device", "dtype")
+MINILM = "minilm"  # the baseline's model name (retriever.embed.minilm): named here, without torch
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,15 @@ Which embedder an index needs is read from the index: :mod:`retriever.index.sett
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .minilm import MINILM, MiniLMEmbedder
+from .config import MINILM
 
 
 def load_embedder(config):
-    """The embedder for ``config``: MiniLM for ``model="minilm"``, else a TP embedder."""
+    """The embedder for ``config``: MiniLM for ``model="minilm"``, else a TP embedder. Both
+    modules import torch, so they are imported here, when a model is loaded."""
     if config.model == MINILM:
+        from .minilm import MiniLMEmbedder
+
         return MiniLMEmbedder(config)
     from .embedder import TPEmbedder
 

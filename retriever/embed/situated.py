@@ -146,6 +146,20 @@ def pool_documents(
 ) -> dict[str, np.ndarray]:
     """Every chunk of ``documents`` pooled inside its windows under one parsed template:
     ``{pooling name: [all chunks, H]}``, chunks in document order."""
+    layer = embedder.config.output_layer
+    got = pool_layers(embedder, template, documents, names, [layer])
+    return {name: got[(layer, name)] for name in names}
+
+
+def pool_layers(
+    embedder,
+    template,
+    documents: Sequence[tuple[str, Sequence[Span]]],
+    names: Sequence[str],
+    layers: Sequence[int],
+) -> dict[tuple[int, str], np.ndarray]:
+    """:func:`pool_documents` at several output layers from one pass (a layer sweep costs one
+    pass to the deepest): ``{(layer, pooling name): [all chunks, H]}``."""
     c = embedder.config
     items: list[tuple[Encoded, list[int], list[Span]]] = []  # prompt, chunk rows, token spans
     first = 0
@@ -157,7 +171,7 @@ def pool_documents(
             items.append((encoded, [first + i for i in w.chunks], tokens))
         first += len(spans)
     hidden = embedder.backbone.hidden_size
-    out = {name: np.zeros((first, hidden), np.float32) for name in names}
+    out = {(k, n): np.zeros((first, hidden), np.float32) for k in layers for n in names}
     if not items:
         return out
     rng = (c.tp_start, c.tp_exit) if c.tp else None
@@ -174,9 +188,9 @@ def pool_documents(
             spans += [(a + pad, b + pad) for a, b in tokens]
             targets += chunk_rows
         poolers = {n: f for n, f in span_poolers(rows, spans).items() if n in names}
-        got = embedder.backbone.run(batch, pst, rng, [c.output_layer], poolers)
-        for name in names:
-            out[name][targets] = got[(c.output_layer, name)].cpu().numpy()
+        got = embedder.backbone.run(batch, pst, rng, list(layers), poolers)
+        for key in out:
+            out[key][targets] = got[key].cpu().numpy()
     return out
 
 

@@ -10,7 +10,7 @@ import torch
 
 from retriever import EmbedderConfig, TPEmbedder
 from retriever.embed.prompts import METHODS, parse_template
-from retriever.embed.situated import margin_for, windows
+from retriever.embed.situated import margin_for, pool_documents, pool_layers, windows
 from retriever.errors import ConfigError
 
 LAYER = 3
@@ -128,6 +128,22 @@ def test_batching_documents_together_changes_nothing(tiny_models, tokenizer):
     assert [len(v) for v in together] == [3, 1, 5]
     for a, b in zip(together, alone, strict=True):
         assert _cos(a, b).min() > 0.9999
+
+
+def test_one_pass_pools_every_requested_layer_as_a_pass_per_layer_would(tiny_models, tokenizer):
+    model = tiny_models("llama")
+    docs = [(DOC, _spans(DOC, 3)), (DOC * 2, _spans(DOC * 2, 5))]
+    emb = _embedder(model, tokenizer, window=40)
+    tpl = parse_template(METHODS["echo-passage"][0], tp=False)
+    swept = pool_layers(emb, tpl, docs, ["mean", "last"], [1, 2, LAYER])
+    for layer in (1, 2, LAYER):
+        one = pool_documents(
+            _embedder(model, tokenizer, window=40, output_layer=layer), tpl, docs, ["mean", "last"]
+        )
+        for name in ("mean", "last"):
+            assert swept[(layer, name)].shape == (8, one[name].shape[1])
+            assert _cos(swept[(layer, name)], one[name]).min() > 0.9999
+    assert _cos(swept[(1, "mean")], swept[(LAYER, "mean")]).min() < 0.999  # layers differ
 
 
 def test_the_window_is_part_of_the_fingerprint_and_checked(tiny_models, tokenizer):

@@ -154,11 +154,10 @@ def _tune_index(index_name, queries, apply_it: bool, out) -> None:
     if out:
         data = {"rows": tuning.rows(), "chosen": best, "gain": [mean, lo, hi]}
         out.write_text(json.dumps(data, indent=2))
+    click.echo(questions.verdict(tuning))
     if apply_it:
         value = questions.apply(searcher.index_dir, tuning)
         click.echo(f"recorded as the index's search default: {value['fusion']} {value['weights']}")
-    elif best != tuning.default:
-        click.echo("not applied: add --apply to make it this index's default")
 
 
 def parse_span(text: str) -> list[int]:

@@ -129,6 +129,24 @@ class Tuning:
         return sorted(out, key=lambda r: -r["mrr@10"])
 
 
+def verdict(tuning: Tuning) -> str:
+    """What the leave-one-out interval says about applying the chosen setting, in one line."""
+    _, lo, hi = tuning.gain()
+    if tuning.chosen() == tuning.default:
+        return "the current default is the best setting on these questions: nothing to apply"
+    if hi < 0:
+        return (
+            "keep the current default: on questions it was not chosen on, the winner does worse "
+            "(the whole interval is below zero), so --apply would likely hurt"
+        )
+    if lo <= 0:
+        return (
+            "no clear gain: the interval includes zero; more questions would tell "
+            "(--apply records the winner anyway)"
+        )
+    return "a clear gain on held-out questions: add --apply to make it this index's default"
+
+
 def tune(searcher, questions: Sequence[Question]) -> Tuning:
     """Score every candidate (and the index's current default) on ``questions``."""
     fusion, weights = searcher.default_hybrid()

@@ -39,10 +39,6 @@ from .pooling import COMBINED, _normalize, combine_poolings
 from .prompts import parse_template
 
 Span = tuple[int, int]  # characters [start, end) of a chunk in its document
-# Tokens per batch row the window batches are sized by: ``batch_size`` rows of this many tokens
-# (a chunk-alone echo prompt of a 256-token chunk), not of ``max_length``: bigger batches of
-# long windows ran slower per token on CPU (benchmarks/situated_cost.py).
-ROW_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -177,7 +173,7 @@ def pool_layers(
     rng = (c.tp_start, c.tp_exit) if c.tp else None
     pst = embedder._pst_for(rng)
     widest = max(len(e.ids) for e, _, _ in items)
-    size = max(1, c.batch_size * ROW_TOKENS // widest)  # about a usual batch's tokens
+    size = max(1, c.batch_size * c.max_length // widest)  # about a usual batch's tokens
     for idx, batch in make_batches([e for e, _, _ in items], size, embedder._pad_id):
         width = batch.input_ids.shape[1]
         rows, spans, targets = [], [], []

@@ -433,9 +433,11 @@ class Indexer:
         t = time.perf_counter()
         parts = []
         if self._situated():  # a file's chunks inside the file: one pass per window
-            # The whole group in one call, so that the windows of short files share batches
-            # (one file per call ran a forward pass per window: batches of one on short texts).
-            parts = self.embedder.encode_chunks([(p.document, p.spans()) for p in group])
+            # One file per call: batching short files' windows together (padded batches) was
+            # measured slower, 156 vs 127 CPU s on 120 nq-utd passages (benchmarks/RESULTS.md).
+            parts = [
+                v for p in group for v in self.embedder.encode_chunks([(p.document, p.spans())])
+            ]
         else:
             for i in range(0, len(texts), size):
                 parts.append(

@@ -47,30 +47,3 @@ def test_an_index_stores_each_chunk_embedded_inside_its_file(tiny_model_dir, tmp
             np.sum(got * alone.encode([text[r["start"] : r["end"]] for r in mine]), 1).min() < 0.999
         )
 
-
-def test_short_files_share_forward_passes(tiny_model_dir, tmp_path, monkeypatch):
-    """The windows of a group's files are batched together: one pass per file (batches of one
-    window) made situated indexing of short texts dearer than echo's batches of chunks."""
-    root = tmp_path / "docs"
-    write(root, {f"f{i}.txt": para(1, f"word{i}") for i in range(12)})
-    config = EmbedderConfig(
-        model=str(tiny_model_dir),
-        prompt="echo-passage",
-        tp=False,
-        output_layer=3,
-        pooling="mean",
-        window=64,
-        device="cpu",
-        dtype="float32",
-    )
-    embedder = TPEmbedder.load(config)
-    passes = []
-    run = embedder.backbone.run
-    monkeypatch.setattr(
-        embedder.backbone, "run", lambda batch, *a, **k: passes.append(batch) or run(batch, *a, **k)
-    )
-    report = Indexer(embedder, IndexOptions(chunk_size=24, overlap=4)).sync(root, tmp_path / "ix")
-    assert report.added == 12
-    rows = sum(b.input_ids.shape[0] for b in passes)
-    assert rows >= 12  # every file's window was read
-    assert len(passes) < 12 / 2  # ... in shared batches, not one pass per file

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .config import MINILM
-from .models import prefetch_tokenizer
 
 
 def load_embedder(config):
@@ -23,11 +22,10 @@ def load_embedder(config):
         from .minilm import MiniLMEmbedder
 
         return MiniLMEmbedder(config)
-    if config.model.lower().startswith("minilm"):
-        raise ConfigError(f"unknown model {config.model!r}; the baseline is named {MINILM!r}")
-    prefetch_tokenizer(config.model)  # its parse runs beside the imports of torch and transformers
     from .embedder import TPEmbedder
 
+    if config.model.lower().startswith("minilm"):
+        raise ConfigError(f"unknown model {config.model!r}; the baseline is named {MINILM!r}")
     return TPEmbedder.load(config)
 
 

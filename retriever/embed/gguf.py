@@ -93,16 +93,6 @@ def check_tokenizer(tokenizer, expected: tuple[int, ...] | None, where: Path | N
     )
 
 
-def converted_entry(sha256: str) -> Path:
-    """The cache folder of a GGUF's conversion (by its hash and this converter's version)."""
-    return cache_dir() / "converted" / f"{sha256[:16]}-v{CONVERTER_VERSION}"
-
-
-def is_converted(sha256: str) -> bool:
-    """Whether that conversion is in the cache, by its manifest (size and mtime, no hashing)."""
-    return _manifest_ok(converted_entry(sha256), verify=False)
-
-
 def convert_gguf(
     gguf: Path,
     sha256: str | None = None,
@@ -121,7 +111,7 @@ def convert_gguf(
         TokenizerError: this transformers converts the GGUF's tokenizer wrongly (nothing cached).
     """
     sha256 = sha256 or sha256_file(gguf)
-    entry = converted_entry(sha256)
+    entry = cache_dir() / "converted" / f"{sha256[:16]}-v{CONVERTER_VERSION}"
     if _manifest_ok(entry, verify):
         return entry
     import torch
@@ -169,16 +159,7 @@ def convert_gguf(
 SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token")
 
 
-def tokenizer_backend(path: Path):
-    """A conversion's tokenizer.json parsed by the tokenizers library alone: no transformers and
-    no torch to import first, and the Rust parse releases the GIL, so a thread can run it while
-    the main thread imports them (:func:`retriever.embed.models.prefetch_tokenizer`)."""
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(path / "tokenizer.json"))
-
-
-def converted_tokenizer(path: Path, backend=None):
+def converted_tokenizer(path: Path):
     """The tokenizer of a conversion this tool wrote, read straight from its tokenizer.json.
 
     ``AutoTokenizer`` rebuilds a model-specific tokenizer class from the JSON in Python (for
@@ -188,19 +169,9 @@ def converted_tokenizer(path: Path, backend=None):
     out the same (``tests/embed/test_models.py`` checks both); the special tokens come from the
     tokenizer_config.json written beside it. A user's own directory keeps ``AutoTokenizer``,
     since its tokenizer class may do more than the JSON says.
-
-    Args:
-        backend: that file already parsed (:func:`tokenizer_backend`), used as is.
     """
     from transformers import PreTrainedTokenizerFast
 
     cfg = json.loads((path / "tokenizer_config.json").read_text())
     specials = {k: cfg[k] for k in SPECIAL_TOKENS if isinstance(cfg.get(k), str)}
-    if backend is None:
-        return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), **specials)
-    # Passed as tokenizer_object it would be deep-copied: a second full parse (~3 s). A backend
-    # set on the instance before __init__ is kept as is, as transformers' own subclasses do.
-    tokenizer = PreTrainedTokenizerFast.__new__(PreTrainedTokenizerFast)
-    tokenizer._tokenizer = backend
-    tokenizer.__init__(**specials)
-    return tokenizer
+    return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), **specials)

@@ -19,21 +19,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError
-from .gguf import (
-    cache_dir,
-    check_tokenizer,
-    convert_gguf,
-    converted_entry,
-    converted_tokenizer,
-    is_converted,
-    tokenizer_backend,
-)
+from .gguf import cache_dir, check_tokenizer, convert_gguf, converted_tokenizer
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -265,27 +257,6 @@ def resolve(spec: str, verify: bool = False) -> ModelSource:
     )
 
 
-_EARLY: dict[Path, Future] = {}  # converted tokenizers being read ahead, by folder
-
-
-def prefetch_tokenizer(spec: str) -> None:
-    """Start reading a named model's converted tokenizer.json in a thread, before torch and
-    transformers are imported (~1.5 s and ~3 s of a cold start, which the parse, ~2 s and free
-    of the GIL, then runs beside); :func:`load` takes it. Nothing for other specs, nor for a
-    model not converted yet (its conversion is the slow part then)."""
-    if spec not in NAMED_MODELS:
-        return
-    try:
-        _, sha = _named_gguf(NAMED_MODELS[spec])
-    except ModelNotFoundError:
-        return  # the load that follows says so
-    if sha is None or not is_converted(sha):
-        return
-    entry = converted_entry(sha)
-    if entry not in _EARLY:
-        _EARLY[entry] = ThreadPoolExecutor(1).submit(tokenizer_backend, entry)
-
-
 def load(source: ModelSource, device: str, dtype, after_model=None):
     """Load model and tokenizer from a resolved source.
 
@@ -298,11 +269,8 @@ def load(source: ModelSource, device: str, dtype, after_model=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     converted = "gguf_sha256" in source.identity
-    early = _EARLY.pop(source.path, None)
     with ThreadPoolExecutor(1) as pool:
-        if converted and early is not None:
-            tok_future = pool.submit(lambda: converted_tokenizer(source.path, early.result()))
-        elif converted:
+        if converted:
             tok_future = pool.submit(converted_tokenizer, source.path)
         else:
             tok_future = pool.submit(

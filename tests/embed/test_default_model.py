@@ -47,23 +47,6 @@ def test_default_model_tokenizer_matches_auto_tokenizer(gemma):
     assert_same_tokenizer(auto, gemma.tokenizer)
 
 
-def test_the_tokenizer_read_ahead_is_the_one_loaded_and_tokenizes_the_same(gemma):
-    # load_embedder starts the tokenizer's parse before importing torch (models.prefetch_tokenizer);
-    # the load takes that parse (nothing left waiting) and tokenizes as the file read in place.
-    from retriever.embed import models
-    from retriever.embed.factory import load_embedder
-    from tests.embed.test_models import assert_same_tokenizer
-
-    models.prefetch_tokenizer("gemma3-270m")
-    assert len(models._EARLY) == 1
-    (early,) = models._EARLY.values()
-    embedder = load_embedder(EmbedderConfig(dtype="float32"))
-    assert models._EARLY == {} and early.done()
-    assert embedder.tokenizer.backend_tokenizer is early.result()
-    assert_same_tokenizer(gemma.tokenizer, embedder.tokenizer)
-    assert np.allclose(embedder.encode("A single sentence."), gemma.encode("A single sentence."))
-
-
 def test_default_model_settings_and_fingerprint(gemma):
     assert gemma.dimension == 640 and gemma.backbone.num_layers == 18
     assert gemma.identity["name"] == "gemma3-270m"

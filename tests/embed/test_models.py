@@ -15,7 +15,6 @@ from retriever.embed.models import (
     converted_tokenizer,
     load,
     resolve,
-    tokenizer_backend,
 )
 from retriever.errors import ModelNotFoundError, TokenizerError
 
@@ -169,8 +168,3 @@ def test_a_conversion_tokenizer_reads_tokenizer_json_natively(tiny_model_dir):
 
     auto = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
     assert_same_tokenizer(auto, converted_tokenizer(tiny_model_dir))
-    # ... and from its tokenizer.json parsed ahead (no second parse, no deep copy).
-    backend = tokenizer_backend(tiny_model_dir)
-    ahead = converted_tokenizer(tiny_model_dir, backend)
-    assert ahead.backend_tokenizer is backend
-    assert_same_tokenizer(auto, ahead)

@@ -38,7 +38,6 @@ The token of a Milvus server comes from the environment (``TPR_MILVUS_TOKEN``), 
 command line or the index directory.
 """
 
-
 from __future__ import annotations
 
 import logging

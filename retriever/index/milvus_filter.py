@@ -215,4 +215,3 @@ def _string(text: str) -> str:
 def _ns(seconds: float) -> int:
     """Seconds -> nanoseconds, clamped as the SQL does (``filters._ns``)."""
     return int(min(max(seconds * 1e9, -9.2e18), 9.2e18))
-

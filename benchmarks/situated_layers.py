@@ -70,6 +70,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--chunk-size", type=int, default=256)
     ap.add_argument("--out", type=Path, default=Path("results/situated_layers.json"))
+    ap.add_argument(
+        "--tp", action="store_true", help="also TP [2,8) inside the window (echo's <PST> slot)"
+    )
+    ap.add_argument("--only-tp", action="store_true", help="the TP systems alone")
     args = ap.parse_args()
     header()
     data = train_cut(args.docs, args.queries)
@@ -89,20 +93,31 @@ def main() -> None:
     print(f"{len(doc_ids)} docs, {len(chunk_doc)} chunks, {len(qids)} train queries", flush=True)
     raw: dict = {"docs": len(doc_ids), "chunks": len(chunk_doc), "queries": len(qids)}
     raw["chunk_size"] = args.chunk_size
-    systems = {
-        "echo (chunk alone)": [(t[a:b], [(0, b - a)]) for t, spans in documents for a, b in spans],
-        "situated (window 1024)": documents,
+    alone = [(t[a:b], [(0, b - a)]) for t, spans in documents for a, b in spans]
+    with_tp = base.with_config(replace(base.config, tp=True, tp_start=2, tp_exit=8))
+    systems = {  # label: (embedder, documents, layers)
+        "echo (chunk alone)": (base, alone, LAYERS),
+        "situated (window 1024)": (base, documents, LAYERS),
     }
-    tpl = parse_template(base.config.templates()[0], tp=False)
-    for label, docs in systems.items():
+    tp_systems = {
+        # the echo template's <PST> slot, before the window, takes the window's last token's
+        # state before each layer in [2, 8): TP inside the window (issue 24, item 2)
+        "situated + TP [2,8)": (with_tp, documents, tuple(k for k in LAYERS if k >= 8)),
+    }
+    if args.only_tp:
+        systems = tp_systems
+    elif args.tp:
+        systems.update(tp_systems)
+    for label, (emb, docs, layers) in systems.items():
+        tpl = parse_template(emb.config.templates()[0], tp=emb.config.tp)
         cpu = time.process_time()
-        vecs = pool_layers(base, tpl, docs, ["mean"], LAYERS)
+        vecs = pool_layers(emb, tpl, docs, ["mean"], layers)
         cpu = time.process_time() - cpu
         row = {"cpu_s_to_layer_18": cpu, "ndcg10": {}}
-        for layer in LAYERS:
+        for layer in layers:
             c = vecs[(layer, "mean")]
             c = c / np.linalg.norm(c, axis=1, keepdims=True)
-            at = base.with_config(replace(base.config, output_layer=layer))
+            at = emb.with_config(replace(emb.config, output_layer=layer))
             row["ndcg10"][str(layer)] = doc_ndcg(
                 at.encode_query(qtexts), c, chunk_doc, doc_ids, qids, qrels
             )[0]
@@ -120,7 +135,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(raw, indent=1))
-    save("situated_layers", table(raw))
+    save(args.out.stem, table(raw))
     print(table(raw))
 
 
@@ -137,7 +152,10 @@ def table(raw: dict) -> str:
         "|---:|" + "---:|" * len(systems),
     ]
     for layer in LAYERS:
-        cells = [f"{raw[s]['ndcg10'][str(layer)]:.2f}" for s in systems]
+        cells = [
+            f"{raw[s]['ndcg10'][str(layer)]:.2f}" if str(layer) in raw[s]["ndcg10"] else ""
+            for s in systems
+        ]
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     cpu = ", ".join(f"{s} {raw[s]['cpu_s_to_layer_18']:.0f}" for s in systems)
     lines += ["", f"CPU s of one pass to layer 18 (every layer pooled): {cpu}."]

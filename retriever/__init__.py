@@ -1,5 +1,7 @@
 """tp-retriever: local retrieval with Token Prepending embeddings from decoder-only LLMs."""
 
+from typing import TYPE_CHECKING
+
 from .embed.config import EmbedderConfig
 from .errors import (
     ConfigError,
@@ -10,6 +12,9 @@ from .errors import (
     TPRError,
     UnsupportedModelError,
 )
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time see __getattr__ below
+    from .embed.embedder import TPEmbedder
 
 __all__ = [
     "ConfigError",

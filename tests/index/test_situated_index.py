@@ -46,4 +46,3 @@ def test_an_index_stores_each_chunk_embedded_inside_its_file(tiny_model_dir, tmp
         assert (
             np.sum(got * alone.encode([text[r["start"] : r["end"]] for r in mine]), 1).min() < 0.999
         )
-

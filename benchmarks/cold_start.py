@@ -30,6 +30,7 @@ import json, time
 t0 = time.perf_counter()
 from retriever.search.searcher import Searcher
 from retriever.search.request import SearchRequest
+{patch}
 t1 = time.perf_counter()
 s = Searcher.open({index!r})
 t2 = time.perf_counter()
@@ -55,8 +56,11 @@ print(json.dumps({"torch import alone": torch_s, "tokenizer alone": tok,
 """
 
 
-def child(code: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+def child(code: str, env: dict | None = None) -> dict:
+    """The JSON line a fresh Python process running ``code`` prints last."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -76,7 +80,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     runs = [
-        child(CHILD.format(index=args.index))
+        child(CHILD.format(index=args.index, patch=""))
         | child(PARTS)
         | {
             "tpr search one-shot, dense": one_shot(args.index, "dense"),

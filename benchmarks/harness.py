@@ -64,6 +64,14 @@ def percentiles(seconds: list[float], qs: tuple[float, ...] = (50, 99)) -> tuple
     return tuple(float(np.percentile(ms, q)) for q in qs)
 
 
+def wins_losses(a, b, eps: float = 1e-9) -> str:
+    """``wins/losses/ties`` of per-query scores ``a`` against ``b`` (same queries, same order;
+    higher is better)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    w, lo = int((a > b + eps).sum()), int((a < b - eps).sum())
+    return f"{w}/{lo}/{len(a) - w - lo}"
+
+
 def save(name: str, text: str) -> Path:
     """Write ``results/<name>.md``: the command that ran, the machine line, then ``text``."""
     command = "python " + " ".join(

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from demo_questions import QUESTIONS as DEMO_QUESTIONS
-from harness import header, save
+from harness import header, save, wins_losses
 from situated import SYSTEMS
 
 from retriever.embed.factory import load_embedder
@@ -59,12 +59,18 @@ def first_rank(searcher: Searcher, q: Question, mode: str, k: int = 10) -> int:
     return 0
 
 
+def reciprocal(ranks) -> np.ndarray:
+    """Reciprocal ranks (0 where no answer was in the top 10)."""
+    r = np.asarray(ranks)
+    return np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0)
+
+
 def scores(ranks: list[int]) -> dict[str, float]:
     r = np.array(ranks)
     return {
         "hits@1": float(np.mean(r == 1)),
         "hits@5": float(np.mean((r >= 1) & (r <= 5))),
-        "mrr@10": float(np.mean(np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0))),
+        "mrr@10": float(np.mean(reciprocal(r))),
     }
 
 
@@ -170,11 +176,8 @@ def table(raw: dict) -> str:
             if n not in per or base is None:
                 continue
             for mode in ("dense", "hybrid"):
-                a, b = np.array(per[n][mode]["ranks"]), np.array(base[mode]["ranks"])
-                ra = np.where(a > 0, 1.0 / np.maximum(a, 1), 0.0)
-                rb = np.where(b > 0, 1.0 / np.maximum(b, 1), 0.0)
-                w, lo = int((ra > rb).sum()), int((ra < rb).sum())
-                parts.append(f"{n} {mode} {w}/{lo}/{len(a) - w - lo}")
+                a, b = reciprocal(per[n][mode]["ranks"]), reciprocal(base[mode]["ranks"])
+                parts.append(f"{n} {mode} {wins_losses(a, b)}")
         lines.append(f"- {label}: " + ", ".join(parts))
     return "\n".join(lines)
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import header, save
+from harness import header, save, wins_losses
 
 from retriever import EmbedderConfig
 from retriever.embed.factory import load_embedder
@@ -182,9 +182,7 @@ def table(raw: dict) -> str:
             for mode in ("dense", "hybrid"):
                 a = per[n][mode]["per_query"]
                 b = raw["systems"][first][n][mode]["per_query"]
-                w = sum(a[q] > b[q] + 1e-9 for q in a)
-                lo = sum(a[q] < b[q] - 1e-9 for q in a)
-                parts.append(f"{n} {mode} {w}/{lo}/{len(a) - w - lo}")
+                parts.append(f"{n} {mode} {wins_losses([a[q] for q in a], [b[q] for q in a])}")
         lines.append(f"- {label}: " + ", ".join(parts))
     return "\n".join(lines)
 

@@ -91,8 +91,9 @@ def cpu_share(options: RayOptions, actors: int) -> tuple[int, float]:
     return threads, min(float(threads), 0.75 * total / actors)
 
 
-def ordered_map(items: list[dict], actor, kwargs: dict, options: RayOptions, batch_size: int,
-                batch_format: str):  # fmt: skip
+def ordered_map(
+    items: list[dict], actor, kwargs: dict, options: RayOptions, batch_size: int, batch_format: str
+):
     """A Ray Data job over ``items`` with ``options.actors`` instances of the callable class
     ``actor`` (built with ``kwargs`` plus its torch threads); its output batches, in order."""
     import ray

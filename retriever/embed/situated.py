@@ -153,17 +153,23 @@ def pool_layers(
     documents: Sequence[tuple[str, Sequence[Span]]],
     names: Sequence[str],
     layers: Sequence[int],
+    prompt: Callable[[Window], tuple[Encoded, list[Span]]] | None = None,
 ) -> dict[tuple[int, str], np.ndarray]:
     """:func:`pool_documents` at several output layers from one pass (a layer sweep costs one
-    pass to the deepest): ``{(layer, pooling name): [all chunks, H]}``."""
+    pass to the deepest): ``{(layer, pooling name): [all chunks, H]}``.
+
+    ``prompt`` builds a window's prompt and its chunks' token ranges in place of ``template``'s
+    (a benchmark measures other prompt layouts through it, e.g. ``<PST>`` slots per chunk)."""
     c = embedder.config
+    if prompt is None:
+        prompt = lambda w: _prompt(embedder, template, w)  # noqa: E731
     items: list[tuple[Encoded, list[int], list[Span]]] = []  # prompt, chunk rows, token spans
     first = 0
     for text, spans in documents:
         if c.preprocess:
             text = text.replace('"', "'")  # the clean-up that keeps offsets
         for w in windows(embedder.tokenizer, text, spans, c.window):
-            encoded, tokens = _prompt(embedder, template, w)
+            encoded, tokens = prompt(w)
             items.append((encoded, [first + i for i in w.chunks], tokens))
         first += len(spans)
     hidden = embedder.backbone.hidden_size

@@ -10,7 +10,7 @@ import torch
 
 from retriever import EmbedderConfig, TPEmbedder
 from retriever.embed.prompts import METHODS, parse_template
-from retriever.embed.situated import margin_for, pool_documents, pool_layers, windows
+from retriever.embed.situated import _prompt, margin_for, pool_documents, pool_layers, windows
 from retriever.errors import ConfigError
 
 LAYER = 3
@@ -144,6 +144,28 @@ def test_one_pass_pools_every_requested_layer_as_a_pass_per_layer_would(tiny_mod
             assert swept[(layer, name)].shape == (8, one[name].shape[1])
             assert _cos(swept[(layer, name)], one[name]).min() > 0.9999
     assert _cos(swept[(1, "mean")], swept[(LAYER, "mean")]).min() < 0.999  # layers differ
+
+
+def test_a_prompt_builder_replaces_the_templates_layout(tiny_models, tokenizer):
+    # pool_layers(prompt=...) is how benchmarks try other layouts of a window (one copy,
+    # slots per chunk): the chunks must be pooled over the spans the builder reports.
+    model = tiny_models("llama")
+    emb = _embedder(model, tokenizer, window=512, max_length=1024)
+    echo = parse_template(METHODS["echo-passage"][0], tp=False)
+    one_copy = 'Passage : "TEXT" means:"'
+    calls = []
+
+    def build(w):
+        calls.append(w)
+        return _prompt(emb, parse_template(one_copy, tp=False), w)
+
+    spans = _spans(DOC, 3)
+    got = pool_layers(emb, echo, [(DOC, spans)], ["mean"], [LAYER], prompt=build)
+    want = _reference(model, tokenizer, one_copy, DOC, spans)
+    assert len(calls) == 1  # one window: the document fits
+    assert _cos(got[(LAYER, "mean")], want).min() > 0.9999
+    shipped = pool_layers(emb, echo, [(DOC, spans)], ["mean"], [LAYER])
+    assert _cos(shipped[(LAYER, "mean")], want).min() < 0.999  # the echo layout differs
 
 
 def test_the_window_is_part_of_the_fingerprint_and_checked(tiny_models, tokenizer):

@@ -141,19 +141,29 @@ class Indexer:
                     rebuild_aside(self, store, root, report, progress, on_progress)
                 else:
                     kept = store.salvaged if rebuild else None
-                    if kept:  # a damaged index.db moved aside: keep what its settings were
-                        keep_settings(store, kept, self.options)
-                    self._run(store, root, report, progress, on_progress, fresh=rebuild)
+                    # A damaged index.db moved aside: keep what its settings were.
+                    keep_sparse = bool(kept) and keep_settings(store, kept, self.options)
+                    self._run(store, root, report, progress, on_progress, rebuild, keep_sparse)
                     engine_for(store).sync()
             except (sqlite3.Error, OSError) as e:
                 raise _io_error(store.path, e) from None
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _run(self, store: Store, root: Path, report, progress, on_progress, fresh: bool) -> None:
-        """The sync itself, on ``store`` (the index, or a rebuild's staging index)."""
+    def _run(
+        self,
+        store: Store,
+        root: Path,
+        report,
+        progress,
+        on_progress,
+        fresh: bool,
+        keep_sparse: bool = False,
+    ) -> None:
+        """The sync itself, on ``store`` (the index, or a rebuild's staging index);
+        ``keep_sparse``: the index being replaced had sparse words."""
         opts = self.options
-        sparse = opts.sparse or store.meta_value("sparse_scale") is not None  # stays on
+        sparse = opts.sparse or keep_sparse or store.meta_value("sparse_scale") is not None
         given = {"chunk_size": opts.chunk_size, "overlap": opts.overlap}
         if not fresh:
             settings.check_root(store, root)

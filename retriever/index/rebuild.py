@@ -29,14 +29,14 @@ def rebuild_aside(indexer, live: Store, root: Path, report, progress, on_progres
     old = live.meta()
     old_engine = engine_for(live, old)
     with Store.writer(staging) as staged:
-        keep_settings(staged, old, indexer.options)
+        keep_sparse = keep_settings(staged, old, indexer.options)
         # Generations only grow, so no stamp of the old index can match the new one.
         staged.set_meta(generation=int(old.get("generation") or 0) + 1)
         staged.set_meta(**old_engine.renewed())  # every vector changes
         with staged.atomic():
             staged.rows.continue_chunk_ids(live.rows.max_chunk_id())
             staged.rows.copy_added_from(live.rows)
-        indexer._run(staged, root, report, progress, on_progress, fresh=True)
+        indexer._run(staged, root, report, progress, on_progress, True, keep_sparse)
         new_engine = engine_for(staged)
         if new_engine.fill_before_swap:  # readers search it by id: whole before the swap
             new_engine.sync()
@@ -48,9 +48,13 @@ def rebuild_aside(indexer, live: Store, root: Path, report, progress, on_progres
     remove_staging(live.path)
 
 
-def keep_settings(store: Store, old: dict, opts) -> None:
+def keep_settings(store: Store, old: dict, opts) -> bool:
     """Carry an index's own settings into the index that replaces it (a rebuild), except
-    those the run gives anew: chunking, the FAISS factory, sparse words, the file selection."""
+    those the run gives anew: chunking, the FAISS factory, sparse words, the file selection.
+
+    Returns whether the old index had sparse words: the rebuild computes them again (their
+    scale measured anew with the maybe new embedder). ``opts`` is only read: the caller's
+    options must not carry one index's settings into the next index it syncs."""
     keep = {}
     if old.get("chunking"):
         keep["chunking"] = {
@@ -66,8 +70,7 @@ def keep_settings(store: Store, old: dict, opts) -> None:
         del keep["chunking"]
     if keep:
         store.set_meta(**keep)
-    if old.get("sparse_scale") is not None:
-        opts.sparse = True  # the scale is measured anew with the (maybe new) embedder
+    return old.get("sparse_scale") is not None
 
 
 def remove_staging(index_dir: Path) -> None:

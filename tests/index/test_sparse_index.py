@@ -140,8 +140,17 @@ def test_sparse_words_go_with_their_chunks(tmp_path, embedder):
     assert orphans == 0
     assert not any("whales" in bag for _, _, bag in chunks.values())
     # A rebuild recomputes them from the new vectors (the option stays on).
-    report = Indexer(embedder, IndexOptions()).sync(root, idx, rebuild=True)
+    options = IndexOptions()
+    indexer = Indexer(embedder, options)
+    report = indexer.sync(root, idx, rebuild=True)
     assert report.sparse_chunks == len(TEXTS) - 1
+    # ... for that index only: the caller's options are left as given, so the same indexer
+    # syncing another index does not turn sparse words on there.
+    assert options.sparse is False and indexer.options.sparse is False
+    other = tmp_path / "other"
+    assert indexer.sync(root, other).sparse_chunks == 0
+    with Store.open(other) as s:
+        assert s.meta_value("sparse_scale") is None
 
 
 def test_an_embedder_without_the_final_last_token_state_is_refused_first(

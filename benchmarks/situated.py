@@ -36,6 +36,7 @@ SYSTEMS = {
     "TP preset (today's default)": lambda: EmbedderConfig.for_retrieval(),
     "echo (chunk alone)": lambda: EmbedderConfig.for_strategy("echo"),
     "situated (window 1024)": lambda: EmbedderConfig.for_strategy("situated"),
+    "late (window 1024)": lambda: EmbedderConfig.for_strategy("late"),
     "all-MiniLM-L6-v2": lambda: EmbedderConfig(model="minilm"),
 }
 
@@ -142,7 +143,7 @@ def main() -> None:
                 )
                 args.out.parent.mkdir(exist_ok=True)
                 args.out.write_text(json.dumps(raw, indent=1))
-    save("situated", table(raw))
+    save(args.out.stem, table(raw))
     print(table(raw))
 
 

@@ -139,6 +139,16 @@ def embedder_options(f=None, *, index: bool = False):
             help="Situated chunks: each file's chunks embedded inside the file, one pass per "
             "window of up to N tokens (1024 when given bare), echo's prompts unless given.",
         ),
+        click.option(
+            "--late",
+            type=int,
+            is_flag=False,
+            flag_value=1024,
+            default=0,
+            help="Late chunking: each window of up to N tokens of a file (1024 when given bare) "
+            "read once, each chunk pooled over its own span at an early layer; half the "
+            "tokens of --situated.",
+        ),
         click.option("--max-length", type=int, default=512, show_default=True),
         click.option("--batch-size", type=int, default=16, show_default=True),
         click.option("--device", default="auto", show_default=True),
@@ -161,6 +171,7 @@ CONFIG_KEYS = (
     "pooling",
     "htp",
     "situated",
+    "late",
     "max_length",
     "batch_size",
     "device",
@@ -180,15 +191,18 @@ def _split_given(kw: dict) -> tuple[dict, dict]:
         source = ctx.get_parameter_source(k)
         (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
     strategy = "echo" if kw.pop("echo", False) else None
-    for name in ("htp", "situated"):
+    for name in ("htp", "situated", "late"):
         if given.get(name):
             if strategy:
-                raise click.UsageError("--htp, --echo and --situated are strategies; choose one")
+                raise click.UsageError(
+                    "--htp, --echo, --situated and --late are strategies; choose one"
+                )
             strategy = name
-    window = given.pop("situated", None)
-    defaults.pop("situated", None)
-    if window:
-        given["window"] = window
+    for name in ("situated", "late"):  # a window size, stored as ``window``
+        window = given.pop(name, None)
+        defaults.pop(name, None)
+        if window:
+            given["window"] = window
     return with_strategy(given, strategy), defaults
 
 

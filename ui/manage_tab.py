@@ -23,6 +23,7 @@ from retriever.search.searcher import Searcher
 PRESETS = {
     "default (TP, retrieval preset)": lambda: EmbedderConfig.for_retrieval(),
     "situated chunks (--situated)": lambda: EmbedderConfig.for_strategy("situated"),
+    "late chunking (--late)": lambda: EmbedderConfig.for_strategy("late"),
     "echo (--echo)": lambda: EmbedderConfig.for_strategy("echo"),
     "all-MiniLM-L6-v2 (baseline)": lambda: EmbedderConfig(model="minilm"),
 }

@@ -163,6 +163,19 @@ STRATEGIES: dict[str, dict[str, Any]] = {
         "max_length": 1024,  # queries (and a chunk alone) as under echo
         "window": 1024,
     },
+    # Late chunking: each document window read once, each chunk mean-pooled over its own span
+    # at an early layer (13 of 18 on the default model, chosen on SciFact train); queries under
+    # echo's query prompt at that layer. Half of situated chunks' tokens and 13/18 of the layers
+    # (benchmarks/situated_variants.py).
+    "late": {
+        "prompt": "late-passage",
+        "query_prompt": "echo-query",
+        "tp": False,
+        "output_layer": -6,
+        "pooling": "mean",
+        "max_length": 1024,
+        "window": 1024,
+    },
 }
 
 

@@ -54,6 +54,9 @@ METHODS: dict[str, tuple[str, ...]] = {
     # Echo: the text twice; mean pooling over the second copy (the paper's wording).
     "echo-passage": (f'Rewrite the passage : {PST} "{TEXT}" , rewritten passage : "{TEXT}"',),
     "echo-query": (f'Rewrite the query : {PST} "{TEXT}" , rewritten query : "{TEXT}"',),
+    # Late chunking's document prompt: the text once (each chunk pooled over its own span of
+    # it, so only what precedes the text shapes a chunk; the tail is read by nobody).
+    "late-passage": (f'This passage : {PST} "{TEXT}" means in one word:"',),
     "prompteol": (f"This sentence : {_EOL_TAIL}",),
     "cot": (f"After thinking step by step , this sentence : {_EOL_TAIL}",),
     "ke": (

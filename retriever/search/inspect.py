@@ -196,11 +196,9 @@ def tp_unavailable(embedder) -> str | None:
             "with the default model (`tpr index FOLDER --index NAME`) to compare."
         )
     if not config.tp:
-        how = (
-            "situated chunks"
-            if getattr(config, "window", 0)
-            else ("echo embeddings" if "echo" in (config.prompt or "") else "the vanilla prompt")
-        )
+        how = "echo embeddings" if "echo" in (config.prompt or "") else "the vanilla prompt"
+        if getattr(config, "window", 0):
+            how = "situated chunks" if "echo" in (config.prompt or "") else "late chunking"
         return (
             f"This index was built without TP ({how}): its stored vectors are already what "
             "the comparison would compute on the other side. Build an index with TP on (the "

@@ -61,7 +61,7 @@ def _cos(a, b):
 
 
 @pytest.mark.parametrize("pooling", ["mean", "last"])
-@pytest.mark.parametrize("prompt", ["echo-passage", "topic-passage"])
+@pytest.mark.parametrize("prompt", ["echo-passage", "topic-passage", "late-passage"])
 def test_each_chunk_is_pooled_over_its_span_in_one_pass_over_the_document(
     tiny_models, tokenizer, pooling, prompt
 ):
@@ -82,6 +82,24 @@ def test_a_chunk_in_its_document_differs_from_the_chunk_alone(tiny_models, token
     direct = _embedder(model, tokenizer).encode([DOC[a:b] for a, b in spans])
     assert _cos(alone, direct).min() > 0.9999  # window 0: each chunk its own prompt
     assert _cos(situated, alone).max() < 0.999  # the document changed every chunk's vector
+
+
+def test_late_chunking_reads_the_window_once_and_a_chunk_sees_only_what_precedes_it(
+    tiny_models, tokenizer
+):
+    """``late`` (one copy of the window): the first chunk's vector ignores the text after it
+    (causal attention), which is exactly what the echo window's second copy repairs."""
+    model = tiny_models("llama")
+    spans = _spans(DOC, 3)
+    changed = DOC[: spans[2][0]] + "Nothing here is about a city at all, only spreadsheets."
+    spans2 = [*spans[:2], (spans[2][0], len(changed))]
+    late = _embedder(model, tokenizer, window=4096, prompt="late-passage")
+    a, b = late.encode_chunks([(DOC, spans), (changed, spans2)])
+    assert _cos(a[:2], b[:2]).min() > 0.9999  # what precedes them is unchanged
+    assert _cos(a[2], b[2]).max() < 0.999
+    echo = _embedder(model, tokenizer, window=4096)
+    a, b = echo.encode_chunks([(DOC, spans), (changed, spans2)])
+    assert _cos(a[0], b[0]).max() < 0.9999  # the second copy has read the whole window
 
 
 def test_a_text_without_a_document_is_its_own_window(tiny_models, tokenizer):
@@ -199,6 +217,14 @@ def test_cli_situated_fills_its_settings_and_indexes_with_them(tiny_model_dir, t
         json.loads(run("embed", DOC, *model, "--situated", "256").stdout)["config"]["window"] == 256
     )
     r = run("embed", DOC, *model, "--situated", "--echo")
+    assert r.exit_code != 0 and "choose one" in r.output
+    r = run("embed", DOC, *model, "--late")
+    assert r.exit_code == 0, r.output
+    config = json.loads(r.stdout)["config"]
+    assert config["window"] == 1024 and config["prompt"] == "late-passage"
+    assert config["tp"] is False and config["pooling"] == "mean"
+    assert config["output_layer"] == 1  # -6 on the tiny model's 6 layers
+    r = run("embed", DOC, *model, "--late", "--situated")
     assert r.exit_code != 0 and "choose one" in r.output
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -182,6 +182,9 @@ def test_the_echo_preset_has_its_measured_hybrid_weight():
     )
     assert hybrid_default(asdict(echo)) == ("score", 0.7)
     assert hybrid_default(asdict(EmbedderConfig.for_retrieval())) == ("score", 0.3)
+    late = EmbedderConfig.for_strategy("late")
+    assert (late.prompt, late.window, late.output_layer) == ("late-passage", 1024, -6)
+    assert hybrid_default(asdict(late)) == ("score", 0.7)  # its own entry, not the fallback
 
 
 def test_with_config_shares_the_weights_and_fingerprints_like_a_fresh_load(tiny_models, tokenizer):

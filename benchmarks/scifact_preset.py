@@ -68,8 +68,8 @@ def load(args: argparse.Namespace) -> Preset:
     lexical = beir.BM25(ds.corpus)
     bm25 = {s: lexical.run(q) for s, q in splits.items()}
 
-    config = EmbedderConfig.for_retrieval(
-        args.model, max_length=args.max_length, batch_size=args.batch_size
+    config = EmbedderConfig.for_strategy(  # the TP preset these experiments were built on
+        "tp", args.model, max_length=args.max_length, batch_size=args.batch_size
     )
     embedder = load_embedder(replace(config, pooling="last"))
     c = embedder.config

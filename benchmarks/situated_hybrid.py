@@ -31,7 +31,7 @@ from retriever.search.searcher import Searcher
 SYSTEMS = {
     "late": lambda: EmbedderConfig.for_strategy("late"),
     "situated": lambda: EmbedderConfig.for_strategy("situated"),
-    "TP preset (today's default)": lambda: EmbedderConfig.for_retrieval(),
+    "TP preset (today's default)": lambda: EmbedderConfig.for_strategy("tp"),  # --tp-preset
 }
 
 

@@ -123,7 +123,7 @@ def main() -> None:
             )[0]
         raw[label] = row
         print(label, {k: round(v, 2) for k, v in row["ndcg10"].items()}, flush=True)
-    preset = load_embedder(EmbedderConfig.for_retrieval())
+    preset = load_embedder(EmbedderConfig.for_strategy("tp"))  # the default then (--tp-preset)
     cpu = time.process_time()
     c = preset.encode([t[a:b] for t, spans in documents for a, b in spans])
     cpu = time.process_time() - cpu

@@ -178,7 +178,7 @@ def main() -> None:
 
 def _preset(documents, qtexts, chunk_doc, doc_ids, qids, qrels) -> dict:
     """Today's preset on the cut: each chunk alone under its TP prompt."""
-    preset = load_embedder(EmbedderConfig.for_retrieval())
+    preset = load_embedder(EmbedderConfig.for_strategy("tp"))  # the default then (--tp-preset)
     cpu = time.process_time()
     c = preset.encode([t[a:b] for t, spans in documents for a, b in spans])
     cpu = time.process_time() - cpu

@@ -131,6 +131,13 @@ def embedder_options(f=None, *, index: bool = False):
             "prompts, no TP, unless given).",
         ),
         click.option(
+            "--tp-preset",
+            is_flag=True,
+            default=False,
+            help="The default model's TP preset from before late chunking: each chunk alone "
+            "under the PromptReps pair, TP over [2, 8), last+mean pooling (needed for --sparse).",
+        ),
+        click.option(
             "--situated",
             type=int,
             is_flag=False,
@@ -190,14 +197,13 @@ def _split_given(kw: dict) -> tuple[dict, dict]:
     for k in CONFIG_KEYS:
         source = ctx.get_parameter_source(k)
         (defaults if source in (None, ParameterSource.DEFAULT) else given)[k] = kw.pop(k)
-    strategy = "echo" if kw.pop("echo", False) else None
-    for name in ("htp", "situated", "late"):
-        if given.get(name):
-            if strategy:
-                raise click.UsageError(
-                    "--htp, --echo, --situated and --late are strategies; choose one"
-                )
-            strategy = name
+    flags = [name for flag, name in (("echo", "echo"), ("tp_preset", "tp")) if kw.pop(flag, False)]
+    valued = [name for name in ("htp", "situated", "late") if given.get(name)]
+    if len(flags + valued) > 1:
+        raise click.UsageError(
+            "--htp, --echo, --situated, --late and --tp-preset are strategies; choose one"
+        )
+    strategy = (flags + valued or [None])[0]
     for name in ("situated", "late"):  # a window size, stored as ``window``
         window = given.pop(name, None)
         defaults.pop(name, None)

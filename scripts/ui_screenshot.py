@@ -60,7 +60,12 @@ def main() -> None:
                 page.wait_for_timeout(500)
                 panel.get_by_role("button", name="Ask").click()
             elif action:
-                panel.get_by_role("button", name=action).click()
+                page.wait_for_timeout(1000)  # the tab's content is drawn
+                button = panel.get_by_role("button", name=action)
+                if button.count():
+                    button.first.click()
+                else:  # an index without TP: the tab says why there is nothing to compare
+                    ready = "[data-testid='stAlert']"
             panel.locator(ready).first.wait_for(timeout=WAIT)
             page.wait_for_timeout(1500)
             name = tab.lower().replace(" ", "-")

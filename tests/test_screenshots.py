@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from retriever import EmbedderConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 TABS = ("ask", "neighbours", "near-duplicates", "tp-vs-vanilla", "map", "manage")
 
@@ -37,7 +39,8 @@ def test_the_pictures_show_the_demo_index():
     card = (ROOT / "docs" / "screenshots" / "card.txt").read_text()
     readme = (ROOT / "README.md").read_text()
     chunks = re.search(r"chunks: (\d+)", card).group(1)
-    assert "model: gemma3-270m" in card and "TP: True" in card
+    default = EmbedderConfig.for_retrieval()  # the demo index is built with the default
+    assert "model: gemma3-270m" in card and f"prompt: {default.prompt} " in card
     caption = re.search(r"\*The demo index \(([^)]*)\)", readme).group(1)
     assert f"{int(chunks):,} chunks" in caption or f"{chunks} chunks" in caption, caption
     for tab in TABS:

@@ -21,9 +21,9 @@ from retriever.search.searcher import Searcher
 
 # What a new index is built with: the shipped preset, or a strategy (the CLI's flags).
 PRESETS = {
-    "default (TP, retrieval preset)": lambda: EmbedderConfig.for_retrieval(),
+    "default (late chunking, retrieval preset)": lambda: EmbedderConfig.for_retrieval(),
+    "TP, each chunk alone (--tp-preset)": lambda: EmbedderConfig.for_strategy("tp"),
     "situated chunks (--situated)": lambda: EmbedderConfig.for_strategy("situated"),
-    "late chunking (--late)": lambda: EmbedderConfig.for_strategy("late"),
     "echo (--echo)": lambda: EmbedderConfig.for_strategy("echo"),
     "all-MiniLM-L6-v2 (baseline)": lambda: EmbedderConfig(model="minilm"),
 }

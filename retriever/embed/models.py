@@ -75,15 +75,20 @@ NAMED_MODELS: dict[str, NamedModel] = {
             tp_exit=5,
             output_layer=18,
             tuned_on="STS-B dev, tpr tune 2026-11-22",
-            # benchmarks/retrieval_sweep.py on SciFact train (benchmarks/RESULTS.md): the
-            # PromptReps passage/query pair with last+mean pooling is the best TP setting for
-            # search, dense nDCG@10 39.5 vs 26.7 for PromptEOL; TP over [2, 8).
+            # Late chunking (the ``late`` strategy of retriever.embed.config, written out: an
+            # index records the values): each file's window read once, each chunk mean-pooled
+            # over its span at layer 13 of 18, chosen on SciFact train
+            # (benchmarks/situated_variants.py: 76.06 vs 63.34 for the previous preset, TP over
+            # [2, 8) with the PromptReps pair, now ``--tp-preset``), and the default since it
+            # won on SciFact test, nq-utd and long docs at less CPU (benchmarks/RESULTS.md).
             retrieval=(
-                ("prompt", "promptreps-passage"),
-                ("query_prompt", "promptreps-query"),
-                ("pooling", "last+mean"),
-                ("tp_start", 2),
-                ("tp_exit", 8),
+                ("prompt", "late-passage"),
+                ("query_prompt", "echo-query"),
+                ("tp", False),
+                ("output_layer", -6),
+                ("pooling", "mean"),
+                ("max_length", 1024),
+                ("window", 1024),
             ),
             canary_ids=(
                 2094,

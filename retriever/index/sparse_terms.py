@@ -55,8 +55,8 @@ def encoder_for(embedder, scale: float | None = None) -> SparseEncoder:
         enc = SparseEncoder(embedder, scale=1.0)
     except ConfigError as e:
         raise ConfigError(
-            f"{e}; sparse words cannot be stored for this index: build it with the final layer "
-            "and last or last+mean pooling (the retrieval preset does), or leave out --sparse"
+            f"{e}; sparse words cannot be stored for this index: build a new index with the "
+            "final layer and last or last+mean pooling (--tp-preset does), or leave out --sparse"
         ) from None
     enc.scale = scale if scale is not None else hidden_norm(embedder, SCALE_SENTENCES)
     return enc

@@ -188,12 +188,13 @@ def tp_unavailable(embedder) -> str | None:
                 "both directions, so every token already sees the whole text. Token Prepending "
                 "exists for decoder-only LLMs, whose causal attention hides the end of a text "
                 "from its start; there is no TP to switch off here. Build an index with the "
-                "default model (`tpr index FOLDER --index NAME`) to compare."
+                "default model and TP (`tpr index FOLDER --index NAME --tp-preset`) to compare."
             )
         return (
             "This index's vectors come from an embedder without an LLM's layers (LangChain "
             "embeddings or another encoder), so there is no TP to switch off. Build an index "
-            "with the default model (`tpr index FOLDER --index NAME`) to compare."
+            "with the default model and TP (`tpr index FOLDER --index NAME --tp-preset`) to "
+            "compare."
         )
     if not config.tp:
         how = "echo embeddings" if "echo" in (config.prompt or "") else "the vanilla prompt"
@@ -201,8 +202,8 @@ def tp_unavailable(embedder) -> str | None:
             how = "situated chunks" if "echo" in (config.prompt or "") else "late chunking"
         return (
             f"This index was built without TP ({how}): its stored vectors are already what "
-            "the comparison would compute on the other side. Build an index with TP on (the "
-            "default) to see what TP changes."
+            "the comparison would compute on the other side. Build an index with TP "
+            "(`tpr index FOLDER --index NAME --tp-preset`) to see what TP changes."
         )
     return None
 

@@ -146,3 +146,38 @@ def test_the_default_model_answers_a_question_from_its_sources(gemma):
     answer = "".join(pieces)
     assert len(pieces) >= 2 and answer.strip()  # streamed, piece by piece, and not empty
     assert any(w in answer.lower() for w in ("mat", "[1]")), answer
+
+
+def test_a_new_index_of_the_default_model_is_late_chunked_and_finds_its_file(gemma, tmp_path):
+    """The default a user gets (``tpr index``): late chunking on the real model, a chunk's
+    vector read inside its file, and dense search that finds the file a question is about."""
+    from retriever.index.indexer import Indexer, IndexOptions
+    from retriever.index.store import Store
+    from retriever.search.searcher import Searcher
+
+    files = {
+        "harbour.txt": "The harbour of Lisbon was rebuilt after the earthquake of 1755. "
+        "Ships from Brazil unloaded sugar and gold on its quays for a century. " * 4,
+        "bread.txt": "Sourdough bread rises with a starter of wild yeast and bacteria. "
+        "The dough ferments for hours before it is shaped and baked in a hot oven. " * 4,
+    }
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).write_text(text)
+    emb = gemma.with_config(EmbedderConfig.for_retrieval(dtype="float32"))
+    Indexer(emb, IndexOptions(chunk_size=48, overlap=8)).sync(root, tmp_path / "ix")
+    with Store.open(tmp_path / "ix") as s:
+        stored = s.meta_value("embedder")
+        rows = list(s.db.query("select text, vector from chunks order by id"))
+    assert (stored["window"], stored["prompt"], stored["tp"]) == (1024, "late-passage", False)
+    assert len(rows) > 2
+    later = rows[1]  # the second chunk of its file: it has read the first before it
+    inside = np.frombuffer(later["vector"], np.float32)
+    assert float(inside @ emb.encode(later["text"])) < 0.999  # not the chunk read alone
+    searcher = Searcher(tmp_path / "ix", emb)
+    try:
+        hits = searcher.search("how is sourdough made", k=1, mode="dense")
+        assert hits[0].path == "bread.txt"
+    finally:
+        searcher.close()

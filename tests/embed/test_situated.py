@@ -226,6 +226,17 @@ def test_cli_situated_fills_its_settings_and_indexes_with_them(tiny_model_dir, t
     assert config["output_layer"] == 1  # -6 on the tiny model's 6 layers
     r = run("embed", DOC, *model, "--late", "--situated")
     assert r.exit_code != 0 and "choose one" in r.output
+    r = run("embed", DOC, *model, "--tp-preset", "--tp-exit", "3")  # 8 is past a 6-layer model
+    assert r.exit_code == 0, r.output
+    config = json.loads(r.stdout)["config"]
+    assert (config["prompt"], config["pooling"], config["tp"]) == (
+        "promptreps-passage",
+        "last+mean",
+        True,
+    )
+    assert config["window"] == 0 and config["tp_exit"] == 3
+    r = run("embed", DOC, *model, "--tp-preset", "--echo")
+    assert r.exit_code != 0 and "choose one" in r.output
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text(DOC)

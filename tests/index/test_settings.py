@@ -61,5 +61,37 @@ def test_the_preset_has_a_measured_hybrid_default():
     from retriever.embed.config import FALLBACK_HYBRID, hybrid_default
 
     for tp in (True, False):
-        settings = asdict(EmbedderConfig.for_retrieval(tp=tp))
-        assert hybrid_default(settings) != FALLBACK_HYBRID
+        for strategy in ("late", "tp"):  # the default, and the default before it
+            settings = asdict(EmbedderConfig.for_strategy(strategy, tp=tp))
+            assert hybrid_default(settings) != FALLBACK_HYBRID, (strategy, tp)
+
+
+# The default model's preset before late chunking, as indexes built then record it.
+OLD_PRESET = {
+    "model": "gemma3-270m",
+    "prompt": "promptreps-passage",
+    "query_prompt": "promptreps-query",
+    "pooling": "last+mean",
+    "tp": True,
+    "tp_start": 2,
+    "tp_exit": 8,
+    "output_layer": None,
+    "window": 0,
+    "max_length": 512,
+}
+
+
+def test_the_default_is_late_chunking_and_the_tp_preset_is_the_old_default():
+    assert EmbedderConfig.for_retrieval() == EmbedderConfig.for_strategy("late")
+    assert index_config({}).window == 1024 and index_config({}).tp is False
+    tp = asdict(EmbedderConfig.for_strategy("tp"))
+    assert {k: tp[k] for k in OLD_PRESET} == OLD_PRESET
+
+
+def test_an_index_built_with_the_old_default_keeps_its_settings_and_hybrid():
+    from retriever.embed.config import hybrid_default
+
+    stored = asdict(EmbedderConfig(**{**OLD_PRESET, "batch_size": 16}))
+    config = index_config({}, {"batch_size": 8, "device": "cpu", "dtype": "auto"}, stored)
+    assert {k: getattr(config, k) for k in OLD_PRESET} == OLD_PRESET
+    assert hybrid_default(asdict(config)) == ("score", 0.3)  # what was measured for it

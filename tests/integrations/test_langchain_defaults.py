@@ -39,11 +39,11 @@ def test_default_embeddings_are_the_retrieval_preset(monkeypatch, tokenizer):
 
     monkeypatch.setattr("retriever.embed.factory.load_embedder", fake_load)
     TPEmbeddings()
-    TPEmbeddings(pooling="mean")
+    TPEmbeddings(pooling="last")
     TPEmbeddings(config=EmbedderConfig())  # the paper's STS settings, on request
     assert seen[0] == EmbedderConfig.for_retrieval()
-    assert seen[0].prompt == "promptreps-passage" and seen[0].query_prompt == "promptreps-query"
-    assert seen[1] == EmbedderConfig.for_retrieval(pooling="mean")
+    assert seen[0].prompt == "late-passage" and seen[0].query_prompt == "echo-query"
+    assert seen[1] == EmbedderConfig.for_retrieval(pooling="last")
     assert seen[2] == EmbedderConfig()
 
 

@@ -91,10 +91,13 @@ def index_card(index_dir: Path) -> dict:
     m = manage.info(index_dir, verify=False)
     e, counts = m.get("embedder", {}), m["files"]
     st.sidebar.caption("Index")
+    tp = f"TP [{e.get('tp_start')}, {e.get('tp_exit')})" if e.get("tp") else "TP off"
+    w = e.get("window")
+    window = f"\nchunks read inside their file: windows of {w} tokens" if w else ""
     st.sidebar.text(
         f"folder: {m.get('root')}\nmodel: {e.get('model')}\n"
-        f"prompt: {e.get('prompt')}  TP: {e.get('tp')} [{e.get('tp_start')}, {e.get('tp_exit')})\n"
-        f"output layer: {e.get('output_layer')}  pooling: {e.get('pooling')}\n"
+        f"prompt: {e.get('prompt')}  {tp}\n"
+        f"output layer: {e.get('output_layer')}  pooling: {e.get('pooling')}{window}\n"
         f"fingerprint: {str(m.get('fingerprint'))[:16]}\n"
         f"files: {counts.get('indexed', 0)} indexed, {counts.get('skipped', 0)} skipped, "
         f"{counts.get('added', 0)} texts added from code\n"

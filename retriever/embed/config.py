@@ -145,6 +145,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
         "tp_exit": 7,
         "output_layer": -2,
         "pooling": "mean",
+        "max_length": 512,
+        "window": 0,  # each chunk alone, whatever the model's preset reads
     },
     "echo": {
         "prompt": "echo-passage",
@@ -153,6 +155,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
         "output_layer": -3,
         "pooling": "mean",
         "max_length": 1024,  # two copies of a 256-token chunk and the prompt, uncut
+        "window": 0,
     },
     # Echo's prompts, pooling and layer, read per document window instead of per chunk: every
     # chunk's tokens have seen the whole window (issue 24; benchmarks/situated.py).

@@ -181,7 +181,9 @@ def test_the_echo_preset_has_its_measured_hybrid_weight():
         "mean",
     )
     assert hybrid_default(asdict(echo)) == ("score", 0.7)
-    assert hybrid_default(asdict(EmbedderConfig.for_retrieval())) == ("score", 0.3)
+    assert hybrid_default(asdict(EmbedderConfig.for_strategy("tp"))) == ("score", 0.3)
+    for strategy in ("htp", "echo"):  # each chunk alone, whatever the default model's preset
+        assert EmbedderConfig.for_strategy(strategy).window == 0
     late = EmbedderConfig.for_strategy("late")
     assert (late.prompt, late.window, late.output_layer) == ("late-passage", 1024, -6)
     assert hybrid_default(asdict(late)) == ("score", 0.7)  # its own entry, not the fallback

@@ -156,10 +156,7 @@ class Searcher:
                     f"index {self.index_dir} is gone: its {DB_NAME} was deleted. Rebuild it with "
                     f"`tpr index FOLDER --index {self.index_dir}`"
                 )
-            fresh = Store.open(self.index_dir)
-            old, self.store = self.store, fresh
-            old.close()
-            self._read_meta()
+            self._reopen()
         elif self.store.generation() != self._meta_generation:
             self._read_meta()
 
@@ -340,7 +337,17 @@ class Searcher:
                     # a new generation the error is real.
                     if attempt == 2 or not self._moved_on(generation):
                         raise
+                    # A fresh connection: one that met the swap can keep failing on FTS5's
+                    # table ("vtable constructor failed") after the new state is committed.
+                    self._reopen()
         raise AssertionError("unreachable")
+
+    def _reopen(self) -> None:
+        """Search the index through a new SQLite connection (same file, settings re-read)."""
+        fresh = Store.open(self.index_dir)
+        old, self.store = self.store, fresh
+        old.close()
+        self._read_meta()
 
     def _moved_on(self, generation) -> bool:
         """Whether the index has a new generation since ``generation`` was read."""

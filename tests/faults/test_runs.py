@@ -211,6 +211,36 @@ def test_a_rebuild_keeps_the_model(tmp_path, tiny_model_dir):
 # -- D14: readers during a rebuild see the old index or the new one -------------------------
 
 
+def test_a_connection_that_met_the_rebuilds_swap_is_replaced_not_retried(
+    tmp_path, fake, monkeypatch
+):
+    """The race behind D14's rare failure, made certain: a rebuild commits its backup while a
+    search runs, and the reader's connection then keeps failing on FTS5's table ("vtable
+    constructor failed: chunks_fts", seen 1 run in 6-12 of the test below under load). The
+    search must go on through a new connection, not retry the stuck one until it gives up."""
+    import sqlite3
+
+    docs, idx = folder(tmp_path / "docs"), tmp_path / "idx"
+    Indexer(fake).sync(docs, idx)
+    reader = Searcher(idx, fake)
+    want = [r.path for r in reader.search("fish sea", k=2, mode="bm25")]
+    real, stuck = Searcher._search, reader.store
+
+    def met_the_swap(self, *args):
+        if self.store is stuck:
+            if self.store.generation() == 1:
+                Indexer(fake).sync(docs, idx, rebuild=True)  # committed mid-search
+            raise sqlite3.OperationalError("vtable constructor failed: chunks_fts")
+        return real(self, *args)
+
+    monkeypatch.setattr(Searcher, "_search", met_the_swap)
+    try:
+        assert [r.path for r in reader.search("fish sea", k=2, mode="bm25")] == want
+        assert reader.store is not stuck
+    finally:
+        reader.close()
+
+
 def test_searches_during_a_rebuild_see_the_old_index_or_the_new(tmp_path, fake):
     docs, idx = folder(tmp_path / "docs"), tmp_path / "idx"
     Indexer(fake).sync(docs, idx)

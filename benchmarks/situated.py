@@ -64,11 +64,12 @@ def write(folder: Path, data: BeirData) -> dict[str, str]:
     return paths
 
 
-def run(searcher: Searcher, queries: dict[str, str], doc_of: dict[str, str], mode: str):
+def run(searcher: Searcher, queries: dict[str, str], doc_of: dict[str, str], mode: str, **kw):
+    """Each query's documents ranked by their best chunk (``kw``: more search options)."""
     out = {}
     for q, text in queries.items():
         seen: dict[str, float] = {}
-        for r in searcher.search(text, k=100, mode=mode, fetch_k=200):
+        for r in searcher.search(text, k=100, mode=mode, fetch_k=200, **kw):
             seen.setdefault(doc_of[r.path], r.score)
         out[q] = list(seen.items())
     return out

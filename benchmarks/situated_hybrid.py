@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from harness import header, save
-from situated import per_query, write
+from situated import per_query, run, write
 from situated_layers import train_cut
 
 from retriever import EmbedderConfig
@@ -35,15 +35,8 @@ SYSTEMS = {
 }
 
 
-def ranked(searcher: Searcher, queries: dict, doc_of: dict, **kw) -> dict:
-    """Each query's documents by their best chunk's score."""
-    out = {}
-    for q, text in queries.items():
-        seen: dict[str, float] = {}
-        for r in searcher.search(text, k=100, fetch_k=200, **kw):
-            seen.setdefault(doc_of[r.path], r.score)
-        out[q] = list(seen.items())
-    return out
+def mean_ndcg(run_: dict, qrels: dict) -> float:
+    return float(np.mean(list(per_query(run_, qrels).values())))
 
 
 def main() -> None:
@@ -75,22 +68,12 @@ def main() -> None:
             searcher = Searcher(index, embedder)
             try:
                 row: dict = {"cpu_s": cpu, "hybrid": {}}
-
-                def mean(run) -> float:
-                    return float(np.mean(list(per_query(run, qrels).values())))
-
-                row["dense"] = mean(ranked(searcher, data.queries, doc_of, mode="dense"))
-                raw["bm25"] = mean(ranked(searcher, data.queries, doc_of, mode="bm25"))
+                q = data.queries
+                row["dense"] = mean_ndcg(run(searcher, q, doc_of, "dense"), qrels)
+                raw["bm25"] = mean_ndcg(run(searcher, q, doc_of, "bm25"), qrels)
                 for w in weights:
-                    run = ranked(
-                        searcher,
-                        data.queries,
-                        doc_of,
-                        mode="hybrid",
-                        fusion="score",
-                        weights={"dense": w, "bm25": 1.0},
-                    )
-                    row["hybrid"][str(w)] = mean(run)
+                    fused = run(searcher, q, doc_of, "hybrid", fusion="score", weights={"dense": w})
+                    row["hybrid"][str(w)] = mean_ndcg(fused, qrels)
             finally:
                 searcher.close()
             raw.setdefault("systems", {})[label] = row
